@@ -1,0 +1,1 @@
+"""Switchboard, the service: a least-privilege connector hub for AI agents."""

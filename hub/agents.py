@@ -1,0 +1,140 @@
+"""Agents, their keys and their grants: keyword-only service functions on a database session.
+
+Every change bumps the policy revision, which is how each replica's cache learns it must reload.
+"""
+
+import re
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connectors import CONNECTORS
+from hub.credentials import AGENT_KEY_PREFIX, hash_secret, mint
+from hub.errors import Conflict, InvalidArguments, NotFound
+from hub.models import Agent, AgentKey, Connection, Grant, HubMeta, utcnow
+from scopes import is_known_scope
+
+__all__ = [
+    "NAME_PATTERN",
+    "add_grant",
+    "bump_revision",
+    "create_agent",
+    "create_key",
+    "disable_agent",
+    "get_agent",
+    "get_connection",
+    "remove_grant",
+    "revoke_key",
+    "validate_name",
+]
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def validate_name(name: str, what: str) -> str:
+    if not NAME_PATTERN.match(name):
+        raise InvalidArguments(
+            f"{what} name must be 1-63 of a-z, 0-9, '-' and '_', starting with a letter or digit"
+        )
+    return name
+
+
+def bump_revision(session: Session) -> int:
+    meta = session.get(HubMeta, "policy_revision", with_for_update=True)
+    assert meta is not None, "the initial migration seeds policy_revision"
+    meta.value = str(int(meta.value) + 1)
+    return int(meta.value)
+
+
+def get_agent(session: Session, *, name: str) -> Agent:
+    agent = session.scalar(select(Agent).where(Agent.name == name))
+    if agent is None:
+        raise NotFound(f"no agent named {name!r}")
+    return agent
+
+
+def get_connection(session: Session, *, name: str) -> Connection:
+    connection = session.scalar(select(Connection).where(Connection.name == name))
+    if connection is None:
+        raise NotFound(f"no connection named {name!r}")
+    return connection
+
+
+def create_agent(session: Session, *, name: str, description: str = "") -> tuple[Agent, str]:
+    """A new agent and its first key; the key is returned once and stored only as a hash."""
+    validate_name(name, "agent")
+    if session.scalar(select(Agent.id).where(Agent.name == name)) is not None:
+        raise Conflict(f"an agent named {name!r} exists")
+    agent = Agent(name=name, description=description[:2000])
+    session.add(agent)
+    session.flush()
+    key = create_key(session, agent=agent)
+    return agent, key
+
+
+def create_key(session: Session, *, agent: Agent, expires_at: datetime | None = None) -> str:
+    key = mint(AGENT_KEY_PREFIX)
+    session.add(AgentKey(agent_id=agent.id, key_hash=hash_secret(key), hint=key[:8], expires_at=expires_at))
+    bump_revision(session)
+    return key
+
+
+def revoke_key(session: Session, *, agent: Agent, key_id: int) -> None:
+    key = session.get(AgentKey, key_id)
+    if key is None or key.agent_id != agent.id:
+        raise NotFound(f"agent {agent.name!r} has no key {key_id}")
+    key.revoked_at = key.revoked_at or utcnow()
+    bump_revision(session)
+
+
+def disable_agent(session: Session, *, agent: Agent) -> None:
+    """Disable the agent: every key stops working; grants and history stay for the record."""
+    agent.disabled_at = agent.disabled_at or utcnow()
+    for key in agent.keys:
+        key.revoked_at = key.revoked_at or utcnow()
+    bump_revision(session)
+
+
+def add_grant(
+    session: Session,
+    *,
+    agent: Agent,
+    connection: Connection,
+    scope: str,
+    constraints: dict[str, Any] | None = None,
+) -> Grant:
+    if not is_known_scope(scope):
+        raise InvalidArguments(f"unknown scope {scope!r}")
+    if scope not in CONNECTORS[connection.provider].manifest.scope_map:
+        raise InvalidArguments(f"{connection.provider} connections do not serve {scope!r}")
+    if scope not in connection.hub_scopes:
+        # Least privilege at the source: the provider was only asked for the connection's own scopes.
+        raise Conflict(
+            f"connection {connection.name!r} was not authorised for {scope!r}: reconnect asking for it"
+        )
+    grant = session.scalar(
+        select(Grant).where(
+            Grant.agent_id == agent.id, Grant.connection_id == connection.id, Grant.scope == scope
+        )
+    )
+    if grant is None:
+        grant = Grant(agent_id=agent.id, connection_id=connection.id, scope=scope)
+        session.add(grant)
+    grant.constraints = constraints or {}
+    session.flush()
+    bump_revision(session)
+    return grant
+
+
+def remove_grant(session: Session, *, agent: Agent, connection: Connection, scope: str) -> None:
+    grant = session.scalar(
+        select(Grant).where(
+            Grant.agent_id == agent.id, Grant.connection_id == connection.id, Grant.scope == scope
+        )
+    )
+    if grant is None:
+        raise NotFound(f"agent {agent.name!r} has no grant of {scope!r} on {connection.name!r}")
+    session.delete(grant)
+    bump_revision(session)

@@ -1,0 +1,1 @@
+"""HTTP routes: thin functions that authenticate, parse and call the hub's services."""

@@ -1,0 +1,136 @@
+"""The admin API under /admin/api: the same actions as the admin page, as JSON, for automation."""
+
+from typing import Any
+
+from fastapi import APIRouter, Query, status
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub import agents as agent_service
+from hub.api.deps import AdminDep, HubDep
+from hub.audit import latest, verify
+from hub.connections import list_connections, revoke_connection
+from hub.errors import NotFound
+from hub.models import Agent, Grant
+from hub.schemas import (
+    AgentCreate,
+    AgentCreated,
+    AgentRead,
+    ConnectionRead,
+    GrantCreate,
+    GrantRead,
+    KeyCreate,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/admin/api", tags=["admin"])
+
+
+@router.get("/agents")
+async def list_agents(_: AdminDep, hub: HubDep) -> list[AgentRead]:
+    return await hub.db.run(
+        lambda s: [AgentRead.of(a) for a in s.scalars(select(Agent).order_by(Agent.name))]
+    )
+
+
+@router.post("/agents", status_code=status.HTTP_201_CREATED)
+async def create_agent(body: AgentCreate, _: AdminDep, hub: HubDep) -> AgentCreated:
+    def create(session: Session) -> AgentCreated:
+        agent, key = agent_service.create_agent(session, name=body.name, description=body.description)
+        session.flush()
+        session.refresh(agent)
+        return AgentCreated(agent=AgentRead.of(agent), key=key)
+
+    created = await hub.db.run(create)
+    await hub.changed()
+    return created
+
+
+@router.get("/agents/{name}")
+async def get_agent(name: str, _: AdminDep, hub: HubDep) -> AgentRead:
+    return await hub.db.run(lambda s: AgentRead.of(agent_service.get_agent(s, name=name)))
+
+
+@router.delete("/agents/{name}", status_code=status.HTTP_204_NO_CONTENT)
+async def disable_agent(name: str, _: AdminDep, hub: HubDep) -> None:
+    await hub.db.run(lambda s: agent_service.disable_agent(s, agent=agent_service.get_agent(s, name=name)))
+    await hub.changed()
+
+
+@router.post("/agents/{name}/keys", status_code=status.HTTP_201_CREATED)
+async def create_key(name: str, body: KeyCreate, _: AdminDep, hub: HubDep) -> dict[str, str]:
+    key = await hub.db.run(
+        lambda s: agent_service.create_key(
+            s, agent=agent_service.get_agent(s, name=name), expires_at=body.expires_at
+        )
+    )
+    await hub.changed()
+    return {"key": key}
+
+
+@router.delete("/agents/{name}/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_key(name: str, key_id: int, _: AdminDep, hub: HubDep) -> None:
+    await hub.db.run(
+        lambda s: agent_service.revoke_key(s, agent=agent_service.get_agent(s, name=name), key_id=key_id)
+    )
+    await hub.changed()
+
+
+@router.get("/connections")
+async def connections(_: AdminDep, hub: HubDep) -> list[ConnectionRead]:
+    return await hub.db.run(lambda s: [ConnectionRead.of(c) for c in list_connections(s)])
+
+
+@router.delete("/connections/{name}", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke(name: str, _: AdminDep, hub: HubDep) -> None:
+    await hub.db.run(lambda s: revoke_connection(s, name=name))
+    await hub.changed()
+
+
+@router.get("/grants")
+async def list_grants(_: AdminDep, hub: HubDep) -> list[GrantRead]:
+    return await hub.db.run(lambda s: [GrantRead.of(g) for g in s.scalars(select(Grant).order_by(Grant.id))])
+
+
+@router.post("/grants", status_code=status.HTTP_201_CREATED)
+async def add_grant(body: GrantCreate, _: AdminDep, hub: HubDep) -> GrantRead:
+    def grant(session: Session) -> GrantRead:
+        created = agent_service.add_grant(
+            session,
+            agent=agent_service.get_agent(session, name=body.agent),
+            connection=agent_service.get_connection(session, name=body.connection),
+            scope=body.scope,
+            constraints=body.constraints,
+        )
+        session.refresh(created)
+        return GrantRead.of(created)
+
+    result = await hub.db.run(grant)
+    await hub.changed()
+    return result
+
+
+@router.delete("/grants/{grant_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def remove_grant(grant_id: int, _: AdminDep, hub: HubDep) -> None:
+    def remove(session: Session) -> None:
+        grant = session.get(Grant, grant_id)
+        if grant is None:
+            raise NotFound(f"no grant {grant_id}")
+        agent_service.remove_grant(session, agent=grant.agent, connection=grant.connection, scope=grant.scope)
+
+    await hub.db.run(remove)
+    await hub.changed()
+
+
+@router.get("/audit")
+async def audit(
+    _: AdminDep, hub: HubDep, limit: int = Query(default=50, ge=1, le=1000)
+) -> list[dict[str, Any]]:
+    return await hub.db.run(lambda s: latest(s, limit=limit))
+
+
+@router.get("/audit/verify")
+async def audit_verify(_: AdminDep, hub: HubDep) -> dict[str, Any]:
+    intact, count, problem = await hub.db.run(verify)
+    return {"intact": intact, "records": count, "problem": problem or None}

@@ -1,0 +1,62 @@
+"""The ASGI application: routes, problem handlers, MCP, sandboxes, and the hub's lifespan."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.routing import Route
+
+from hub.api import admin_routes, agent_routes, oauth_routes, ops_routes
+from hub.api.problems import install_problem_handlers
+from hub.mcp_server import McpEndpoint
+from hub.runtime import Hub
+from hub.settings import Settings
+
+__all__ = ["create_app"]
+
+
+def _mount_sandboxes(app: FastAPI, hub: Hub) -> None:
+    from hub.sandbox import SANDBOXES
+
+    for name, endpoints in hub.providers.items():
+        if endpoints.sandboxed and name in SANDBOXES:
+            sandbox = SANDBOXES[name](
+                client_id=endpoints.client_id or "", client_secret=endpoints.client_secret or ""
+            )
+            app.state.sandboxes[name] = sandbox
+            app.mount(f"/sandbox/{name}", sandbox.app)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    hub = Hub(settings)
+    mcp = McpEndpoint(lambda: hub, settings.base_url)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await hub.start()
+        try:
+            async with mcp.running():
+                yield
+        finally:
+            await hub.stop()
+
+    app = FastAPI(
+        title="Switchboard",
+        version="0.1.0",
+        summary="A least-privilege connector hub for AI agents",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.hub = hub
+    app.state.sandboxes = {}
+    install_problem_handlers(app)
+    app.include_router(agent_routes.router)
+    app.include_router(admin_routes.router)
+    app.include_router(oauth_routes.router)
+    app.include_router(ops_routes.router)
+    app.router.routes.append(Route("/mcp", endpoint=mcp, methods=["GET", "POST", "DELETE"]))
+    if settings.sandbox:
+        _mount_sandboxes(app, hub)
+    return app

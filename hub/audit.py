@@ -1,0 +1,170 @@
+"""The audit log: one record per tool call, hash-chained, durable before the agent sees the result.
+
+Appends go through one writer task per process that commits whatever has queued while the previous
+commit ran (group commit): under load many calls share one fsync, and each caller still waits for its
+own record to be durable. Across processes the chain head row is locked for each batch, so the chain
+stays one sequence however many replicas write to it.
+"""
+
+import asyncio
+import hashlib
+import hmac
+import logging
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+import anyio.to_thread
+import orjson
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.db import Database, lock_row
+from hub.models import AuditHead, AuditRecord
+
+__all__ = ["AuditEntry", "AuditWriter", "args_digest", "export", "latest", "verify"]
+
+log = logging.getLogger(__name__)
+GENESIS = "0" * 64
+_MAX_BATCH = 512
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    call_id: str
+    ts: datetime
+    agent_name: str | None
+    tool: str
+    connection: str | None
+    decision: str
+    status: int
+    problem: str | None
+    latency_ms: float
+    args_digest: str
+
+
+def args_digest(key: bytes, arguments: Any) -> str:
+    """A keyed digest of the arguments: proves what was asked without storing it, and, unlike a plain
+    hash, cannot be reversed by guessing small values such as an email address."""
+    try:
+        canonical = orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        canonical = repr(arguments).encode()
+    return hmac.new(key, canonical, hashlib.sha256).hexdigest()
+
+
+def _chain_hash(prev_hash: str, seq: int, entry: AuditEntry) -> str:
+    fields = asdict(entry)
+    fields["ts"] = entry.ts.isoformat()
+    fields["seq"] = seq
+    fields["prev_hash"] = prev_hash
+    return hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _entry(record: AuditRecord) -> AuditEntry:
+    return AuditEntry(
+        call_id=record.call_id,
+        ts=record.ts,
+        agent_name=record.agent_name,
+        tool=record.tool,
+        connection=record.connection,
+        decision=record.decision,
+        status=record.status,
+        problem=record.problem,
+        latency_ms=record.latency_ms,
+        args_digest=record.args_digest,
+    )
+
+
+def _append(session: Session, *, entries: list[AuditEntry]) -> None:
+    lock_row(session, "audit_head", 1)
+    head = session.get(AuditHead, 1, populate_existing=True)
+    assert head is not None, "the initial migration seeds the audit head"
+    seq, prev = head.seq, head.hash
+    for entry in entries:
+        seq += 1
+        digest = _chain_hash(prev, seq, entry)
+        session.add(AuditRecord(seq=seq, prev_hash=prev, hash=digest, **asdict(entry)))
+        prev = digest
+    head.seq, head.hash = seq, prev
+
+
+class AuditWriter:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._queue: asyncio.Queue[tuple[AuditEntry, asyncio.Future[None]]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def append(self, entry: AuditEntry) -> None:
+        """Queue `entry` and wait until it is committed; raises if the database refused it."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put((entry, future))
+        await future
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="audit-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            while not self._queue.empty():
+                await asyncio.sleep(0.01)
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while not self._queue.empty() and len(batch) < _MAX_BATCH:
+                batch.append(self._queue.get_nowait())
+            entries = [entry for entry, _ in batch]
+            try:
+                await anyio.to_thread.run_sync(self._db.run_sync, partial(_append, entries=entries))
+            except Exception as exc:
+                log.error("audit write of %d records failed: %s", len(batch), type(exc).__name__)
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+
+
+def verify(session: Session) -> tuple[bool, int, str]:
+    """Walk the chain from genesis: (intact, records checked, what is wrong if not)."""
+    prev, count = GENESIS, 0
+    for record in session.scalars(select(AuditRecord).order_by(AuditRecord.seq)).yield_per(1000):
+        count += 1
+        if record.seq != count:
+            return False, count, f"record {count} is missing (found seq {record.seq})"
+        if record.prev_hash != prev or _chain_hash(prev, record.seq, _entry(record)) != record.hash:
+            return False, count, f"record {record.seq} ({record.call_id}) does not match the chain"
+        prev = record.hash
+    head = session.get(AuditHead, 1)
+    if head is not None and (head.seq != count or head.hash != prev):
+        return False, count, "the chain head does not match the last record (records were removed)"
+    return True, count, ""
+
+
+def _row(record: AuditRecord) -> dict[str, Any]:
+    row = asdict(_entry(record))
+    row.update(seq=record.seq, ts=record.ts.isoformat(), prev_hash=record.prev_hash, hash=record.hash)
+    return row
+
+
+def export(session: Session, *, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+    """Every record in chain order, as JSON-ready dicts."""
+    query = select(AuditRecord).order_by(AuditRecord.seq)
+    if since is not None:
+        query = query.where(AuditRecord.ts >= since)
+    for record in session.scalars(query).yield_per(1000):
+        yield _row(record)
+
+
+def latest(session: Session, *, limit: int) -> list[dict[str, Any]]:
+    """The newest `limit` records, newest first."""
+    return [
+        _row(r) for r in session.scalars(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(limit))
+    ]

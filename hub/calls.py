@@ -1,0 +1,219 @@
+"""The tool-call pipeline, DESIGN.md section 2: each step one function, denials before provider I/O.
+
+    agent → tool → grant (decide) → validate arguments → token → provider → shape result → audit
+
+Every call that reaches `run`, allowed or not, writes exactly one audit record, and the caller gets
+its answer only after that record is durable.
+"""
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from connectors import TOOLS
+from connectors.base import Tool
+from connectors.errors import (
+    ConnectorError,
+    ProviderAuthExpired,
+    ProviderForbidden,
+    ProviderNotFound,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderTimeout,
+)
+from hub.audit import AuditEntry, AuditWriter, args_digest
+from hub.errors import (
+    ConnectionNeedsReauth,
+    InvalidArguments,
+    NotFound,
+    RateLimited,
+    ScopeDenied,
+    ServiceUnavailable,
+    SwitchboardError,
+    UnknownTool,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from hub.metrics import CALL_LATENCY, CALLS, PROVIDER_ERRORS
+from hub.models import utcnow
+from hub.policy_cache import AgentPrincipal, ConnectionInfo, PolicyCache
+from hub.tokens import TokenManager
+from scopes import decide
+
+__all__ = ["CallPipeline", "CallResult"]
+
+log = logging.getLogger(__name__)
+_DENIALS: dict[str, type[SwitchboardError]] = {
+    "scope_denied": ScopeDenied,
+    "invalid_arguments": InvalidArguments,
+}
+
+
+@dataclass(slots=True)
+class _Record:
+    """What the audit record of one call needs, filled in as the pipeline advances."""
+
+    call_id: str
+    started: float
+    agent: AgentPrincipal
+    tool: str
+    arguments: Any
+    connection: str | None = None
+    allowed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    call_id: str
+    result: dict[str, Any]
+
+
+class CallPipeline:
+    def __init__(
+        self,
+        *,
+        policy: PolicyCache,
+        tokens: TokenManager,
+        audit: AuditWriter,
+        digest_key: bytes,
+        timeout: float,
+    ) -> None:
+        self._policy = policy
+        self._tokens = tokens
+        self._audit = audit
+        self._digest_key = digest_key
+        # The provider client has its own time-out; this deadline also bounds refresh and queueing.
+        self._deadline = timeout * 2 + 5
+
+    async def run(
+        self, agent: AgentPrincipal, tool_name: str, arguments: Any, connection: str | None = None
+    ) -> CallResult:
+        call_id = str(uuid.uuid4())
+        started = time.perf_counter()
+        record = _Record(call_id, started, agent, tool_name, arguments)
+        try:
+            tool = _tool(tool_name)
+            record.connection = _grant(agent, tool, connection)
+            args = _validate(tool, arguments)
+            info = self._connection(record.connection)
+            record.allowed = True
+            output = await asyncio.wait_for(self._invoke(tool, info, args), self._deadline)
+            result = output.model_dump(mode="json", exclude_none=True)
+        except SwitchboardError as exc:
+            await self._record(record, exc)
+            raise
+        except TimeoutError:
+            exc = UpstreamTimeout("the provider did not answer in time")
+            await self._record(record, exc)
+            raise exc from None
+        except Exception:
+            # The single catch-all boundary: the log gets the detail, the agent a safe message.
+            log.exception("tool %s failed unexpectedly (call %s)", tool_name, call_id)
+            exc = UpstreamError("the tool failed unexpectedly; the hub's log has the detail")
+            await self._record(record, exc)
+            raise exc from None
+        await self._record(record, None)
+        return CallResult(call_id, result)
+
+    def _connection(self, name: str) -> ConnectionInfo:
+        info = self._policy.snapshot.connections[name]
+        if info.status != "active":
+            raise ConnectionNeedsReauth(f"connection {name!r} is {info.status}: an admin must reconnect it")
+        return info
+
+    async def _invoke(self, tool: Tool, info: ConnectionInfo, args: BaseModel) -> BaseModel:
+        client, version = await self._tokens.client(info)
+        try:
+            try:
+                return await tool.invoke(client, args)
+            except ProviderAuthExpired:
+                # The provider refused a token we believed valid: refresh once (shared with every
+                # concurrent caller) and retry once.
+                live = await self._tokens.refresh(info, stale_version=version)
+                return await tool.invoke(live.client, args)
+        except ConnectorError as exc:
+            PROVIDER_ERRORS.labels(info.provider, type(exc).__name__).inc()
+            raise _problem(exc, info) from None
+
+    async def _record(self, record: "_Record", error: SwitchboardError | None) -> None:
+        """Write the call's one audit record; the caller's answer waits until it is durable."""
+        elapsed = time.perf_counter() - record.started
+        tool = record.tool[:64]
+        CALLS.labels(record.agent.name, tool, "ok" if error is None else error.code).inc()
+        CALL_LATENCY.labels(tool).observe(elapsed)
+        entry = AuditEntry(
+            call_id=record.call_id,
+            ts=utcnow(),
+            agent_name=record.agent.name,
+            tool=tool,
+            connection=record.connection,
+            decision="allow" if record.allowed else "deny",
+            status=200 if error is None else error.status,
+            problem=None if error is None else error.code,
+            latency_ms=round(elapsed * 1000, 3),
+            args_digest=args_digest(self._digest_key, record.arguments),
+        )
+        try:
+            await self._audit.append(entry)
+        except Exception:
+            # No audit record, no answer: the agent must never hold a result the log does not show.
+            raise ServiceUnavailable("the audit log cannot be written right now; try again shortly") from None
+
+
+def _tool(name: str) -> Tool:
+    tool = TOOLS.get(name)
+    if tool is None:
+        raise UnknownTool(f"no tool named {name[:64]!r}; GET /v1/tools lists the tools you may call")
+    return tool
+
+
+def _grant(agent: AgentPrincipal, tool: Tool, connection: str | None) -> str:
+    decision = decide(
+        tool=tool.name, provider=tool.provider, needed=tool.scopes, grants=agent.grants, connection=connection
+    )
+    if not decision.allowed:
+        detail = decision.detail
+        if decision.reason == "scope_denied":
+            detail += "; an admin can grant it on the Switchboard admin page"
+        raise _DENIALS[decision.reason](detail, scopes=list(tool.scopes))
+    assert decision.connection is not None
+    return decision.connection
+
+
+def _validate(tool: Tool, arguments: Any) -> BaseModel:
+    if not isinstance(arguments, dict):
+        raise InvalidArguments("'arguments' must be a JSON object")
+    try:
+        return tool.input_model.model_validate(arguments)
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "(root)", "message": e["msg"]}
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        raise InvalidArguments(f"arguments do not match {tool.name}'s input schema", errors) from None
+
+
+def _problem(exc: ConnectorError, info: ConnectionInfo) -> SwitchboardError:
+    if isinstance(exc, ProviderAuthExpired):
+        return ConnectionNeedsReauth(
+            f"{info.provider} refused a freshly refreshed token for {info.name!r}: an admin must reconnect it"
+        )
+    if isinstance(exc, ProviderForbidden):
+        return ScopeDenied(
+            f"{exc.message}. The connection {info.name!r} lacks that provider permission: reconnect it with the scope",
+            missing_provider_scopes=list(exc.missing_scopes),
+        )
+    if isinstance(exc, ProviderNotFound):
+        return NotFound(exc.message)
+    if isinstance(exc, ProviderRejected):
+        return InvalidArguments(exc.message)
+    if isinstance(exc, ProviderRateLimited):
+        return RateLimited(exc.message, retry_after=exc.retry_after)
+    if isinstance(exc, ProviderTimeout):
+        return UpstreamTimeout(exc.message)
+    return UpstreamError(exc.message)

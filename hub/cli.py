@@ -1,0 +1,262 @@
+"""The `switchboard` command (DESIGN.md section 5). Commands that change policy bump the revision, so a
+running hub notices within its poll interval."""
+
+import json
+import sys
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+from sqlalchemy import select
+
+from hub import admin_auth, agents
+from hub.audit import export, verify
+from hub.db import Database, migrate
+from hub.errors import SwitchboardError
+from hub.logs import configure_logging
+from hub.models import AdminCredential, Agent
+from hub.settings import Settings
+
+# No pretty tracebacks: they print local variables, which may hold secrets.
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Switchboard: a least-privilege connector hub for AI agents.",
+)
+admin_app = typer.Typer(no_args_is_help=True, help="Admin access.")
+agent_app = typer.Typer(no_args_is_help=True, help="Agents and their keys.")
+keys_app = typer.Typer(no_args_is_help=True, help="Master keys.")
+audit_app = typer.Typer(no_args_is_help=True, help="The audit log.")
+app.add_typer(admin_app, name="admin")
+app.add_typer(agent_app, name="agent")
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)
+
+
+def _db(settings: Settings) -> Database:
+    return Database(settings.database_url)
+
+
+def _fail(error: SwitchboardError) -> None:
+    typer.echo(f"error: {error.detail}", err=True)
+    raise typer.Exit(2)
+
+
+def _with_base_url(settings: Settings, host: str, port: int) -> Settings:
+    if "base_url" in settings.model_fields_set:
+        return settings
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    return settings.model_copy(update={"base_url": f"http://{shown}:{port}"})
+
+
+def _login_link(settings: Settings, db: Database) -> str:
+    token = db.run_sync(lambda s: admin_auth.create_login_link(s, ttl=settings.login_link_ttl))
+    return f"{settings.base_url.rstrip('/')}/admin/login?token={token}"
+
+
+def _first_start(db: Database) -> bool:
+    return db.run_sync(
+        lambda s: (
+            s.scalar(select(AdminCredential.id).where(AdminCredential.kind.in_(("login", "session")))) is None
+        )
+    )
+
+
+def _serve(settings: Settings, host: str, port: int, *, announce_link: bool) -> None:
+    from hub.app import create_app
+
+    configure_logging(settings.log_level)
+    migrate(settings.database_url)
+    db = _db(settings)
+    if announce_link or _first_start(db):
+        # Printed to the terminal, not the log: it is a one-time credential.
+        print(
+            f"Admin sign-in link (one use, {settings.login_link_ttl // 60} min): {_login_link(settings, db)}",
+            flush=True,
+        )
+    db.dispose()
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_config=None, proxy_headers=True, server_header=False
+    )
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Migrate the database, then serve the hub."""
+    _serve(_with_base_url(_settings(), host, port), host, port, announce_link=False)
+
+
+@app.command()
+def demo(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve with sandbox providers, a connected `hubspot-demo` account and a demo agent."""
+    from hub.demo import schedule_demo_setup
+
+    settings = _with_base_url(_settings(sandbox=True), host, port)
+    schedule_demo_setup(settings)
+    _serve(settings, host, port, announce_link=True)
+
+
+@app.command("migrate")
+def migrate_command() -> None:
+    """Bring the database schema up to date."""
+    migrate(_settings().database_url)
+    typer.echo("database is up to date")
+
+
+@admin_app.command("token")
+def admin_token() -> None:
+    """Print a new admin API token (for /admin/api and /connect)."""
+    settings = _settings()
+    migrate(settings.database_url)
+    typer.echo(_db(settings).run_sync(admin_auth.create_api_token))
+
+
+@admin_app.command("link")
+def admin_link() -> None:
+    """Print a new one-time sign-in link for the admin page."""
+    settings = _settings()
+    migrate(settings.database_url)
+    typer.echo(_login_link(settings, _db(settings)))
+
+
+@agent_app.command("create")
+def agent_create(
+    name: str, description: Annotated[str, typer.Option(help="What the agent is for")] = ""
+) -> None:
+    """Create an agent; its key is printed once, alone on the last line."""
+    settings = _settings()
+    migrate(settings.database_url)
+    try:
+        key = _db(settings).run_sync(lambda s: agents.create_agent(s, name=name, description=description)[1])
+    except SwitchboardError as exc:
+        _fail(exc)
+    typer.echo(f"Created agent {name}. Its key is shown once; store it now:")
+    typer.echo(key)
+
+
+@agent_app.command("list")
+def agent_list() -> None:
+    """List agents with their grants."""
+
+    def rows(session: Any) -> list[str]:
+        lines = []
+        for agent in session.scalars(select(Agent).order_by(Agent.name)):
+            state = "disabled" if agent.disabled_at else "active"
+            grants = ", ".join(f"{g.scope}@{g.connection.name}" for g in agent.grants) or "no grants"
+            lines.append(f"{agent.name}\t{state}\t{grants}")
+        return lines
+
+    for line in _db(_settings()).run_sync(rows):
+        typer.echo(line)
+
+
+@agent_app.command("revoke")
+def agent_revoke(name: str) -> None:
+    """Disable an agent: all its keys stop working."""
+    try:
+        _db(_settings()).run_sync(lambda s: agents.disable_agent(s, agent=agents.get_agent(s, name=name)))
+    except SwitchboardError as exc:
+        _fail(exc)
+    typer.echo(f"agent {name} disabled")
+
+
+def _parse_constraints(raw: str | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        typer.echo(f"error: --constraints is not valid JSON ({exc.msg})", err=True)
+        raise typer.Exit(2) from None
+    if not isinstance(value, dict):
+        typer.echo("error: --constraints must be a JSON object", err=True)
+        raise typer.Exit(2)
+    return value
+
+
+@app.command()
+def grant(
+    agent: str,
+    connection: str,
+    scope: str,
+    constraints: Annotated[str | None, typer.Option(help="JSON object")] = None,
+) -> None:
+    """Grant AGENT the hub SCOPE on CONNECTION."""
+    parsed = _parse_constraints(constraints)
+    try:
+        _db(_settings()).run_sync(
+            lambda s: agents.add_grant(
+                s,
+                agent=agents.get_agent(s, name=agent),
+                connection=agents.get_connection(s, name=connection),
+                scope=scope,
+                constraints=parsed,
+            )
+        )
+    except SwitchboardError as exc:
+        _fail(exc)
+    typer.echo(f"granted {scope} on {connection} to {agent}")
+
+
+@app.command("revoke-grant")
+def revoke_grant(agent: str, connection: str, scope: str) -> None:
+    """Take back AGENT's SCOPE on CONNECTION."""
+    try:
+        _db(_settings()).run_sync(
+            lambda s: agents.remove_grant(
+                s,
+                agent=agents.get_agent(s, name=agent),
+                connection=agents.get_connection(s, name=connection),
+                scope=scope,
+            )
+        )
+    except SwitchboardError as exc:
+        _fail(exc)
+    typer.echo(f"revoked {scope} on {connection} from {agent}")
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Seal every secret under the newest master key (adding one to the key file when keys live there)."""
+    from hub.rotation import rotate
+
+    settings = _settings()
+    count, key_id = rotate(settings)
+    typer.echo(f"re-encrypted {count} secrets under master key {key_id}")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit log's hash chain from its first record to its head."""
+    intact, count, problem = _db(_settings()).run_sync(verify)
+    if not intact:
+        typer.echo(f"audit chain BROKEN after {count} records: {problem}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"audit chain intact: {count} records")
+
+
+@audit_app.command("export")
+def audit_export(
+    since: Annotated[datetime | None, typer.Option(help="ISO date or time, UTC")] = None,
+) -> None:
+    """Print audit records as JSON lines, oldest first."""
+    from datetime import UTC
+
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+
+    def dump(session: Any) -> None:
+        for row in export(session, since=since):
+            sys.stdout.write(json.dumps(row) + "\n")
+
+    _db(_settings()).run_sync(dump)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,172 @@
+"""The hub's tables (SQLAlchemy 2). Secrets are stored only as ciphertext (`*_enc`) or hashes (`*_hash`)."""
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "AdminCredential",
+    "Agent",
+    "AgentKey",
+    "AuditHead",
+    "AuditRecord",
+    "Base",
+    "Connection",
+    "Grant",
+    "HubMeta",
+    "OAuthState",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON, list[str]: JSON}
+
+
+class HubMeta(Base):
+    """Small hub-wide values: the policy revision, the audit HMAC key (encrypted)."""
+
+    __tablename__ = "hub_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None]
+    keys: Mapped[list["AgentKey"]] = relationship(back_populates="agent", cascade="all, delete-orphan")
+    grants: Mapped[list["Grant"]] = relationship(back_populates="agent", cascade="all, delete-orphan")
+
+
+class AgentKey(Base):
+    __tablename__ = "agent_keys"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hint: Mapped[str] = mapped_column(String(16))  # the first characters, to tell keys apart on the page
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    agent: Mapped[Agent] = relationship(back_populates="keys")
+
+
+class Connection(Base):
+    __tablename__ = "connections"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    account: Mapped[str | None] = mapped_column(String(200))
+    hub_scopes: Mapped[list[str]] = mapped_column(default=list)
+    requested_scopes: Mapped[list[str]] = mapped_column(default=list)
+    granted_scopes: Mapped[list[str]] = mapped_column(default=list)
+    access_token_enc: Mapped[str | None] = mapped_column(Text)
+    refresh_token_enc: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None]
+    # Bumped on every token change: lets concurrent refreshers see that someone else already refreshed.
+    token_version: Mapped[int] = mapped_column(Integer, default=0)
+    last_refresh_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    grants: Mapped[list["Grant"]] = relationship(back_populates="connection", cascade="all, delete-orphan")
+
+
+class Grant(Base):
+    __tablename__ = "grants"
+    __table_args__ = (UniqueConstraint("agent_id", "connection_id", "scope"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), index=True)
+    scope: Mapped[str] = mapped_column(String(64))
+    constraints: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    agent: Mapped[Agent] = relationship(back_populates="grants")
+    connection: Mapped[Connection] = relationship(back_populates="grants")
+
+
+class OAuthState(Base):
+    """A pending connect: the state (hashed), the PKCE verifier (encrypted), what was asked for."""
+
+    __tablename__ = "oauth_states"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    connection_name: Mapped[str] = mapped_column(String(64))
+    hub_scopes: Mapped[list[str]] = mapped_column(default=list)
+    requested_scopes: Mapped[list[str]] = mapped_column(default=list)
+    code_verifier_enc: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class AdminCredential(Base):
+    """Admin API tokens, one-time sign-in links and page sessions, stored as SHA-256 only."""
+
+    __tablename__ = "admin_credentials"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # api | login | session
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class AuditRecord(Base):
+    """One tool call, allowed or denied. `hash` chains each record to the one before (`seq` order)."""
+
+    __tablename__ = "audit_records"
+    __table_args__ = (Index("ix_audit_agent_seq", "agent_name", "seq"),)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    call_id: Mapped[str] = mapped_column(String(36), unique=True)
+    ts: Mapped[datetime]
+    agent_name: Mapped[str | None] = mapped_column(String(64))
+    tool: Mapped[str] = mapped_column(String(64))
+    connection: Mapped[str | None] = mapped_column(String(64))
+    decision: Mapped[str] = mapped_column(String(8))  # allow | deny
+    status: Mapped[int]
+    problem: Mapped[str | None] = mapped_column(String(48))
+    latency_ms: Mapped[float]
+    args_digest: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The chain's head, one row: locking it serialises appends across processes."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,110 @@
+"""The hub's parts wired together for one process: database, vault, policy cache, tokens, audit, calls."""
+
+import asyncio
+import base64
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.orm import Session
+
+from hub.audit import AuditWriter
+from hub.calls import CallPipeline
+from hub.db import Database
+from hub.models import HubMeta
+from hub.oauth import OAuthFlow
+from hub.policy_cache import PolicyCache
+from hub.providers import resolve_providers
+from hub.settings import Settings
+from hub.tokens import TokenManager
+from hub.vault import Vault, load_master_keys
+
+__all__ = ["Hub", "hub_secret", "open_vault"]
+
+log = logging.getLogger(__name__)
+
+
+def open_vault(settings: Settings) -> Vault:
+    env = settings.master_keys.get_secret_value() if settings.master_keys else None
+
+    def reload() -> list[bytes]:
+        return load_master_keys(env, settings.data_dir)
+
+    return Vault(reload(), reload=None if env else reload)
+
+
+def hub_secret(db: Database, vault: Vault, name: str) -> bytes:
+    """A hub-wide random key kept encrypted in hub_meta (created on first use), e.g. the audit digest key.
+
+    It lives in the database, not derived from a master key, so rotating master keys leaves digests valid.
+    """
+
+    def get_or_create(session: Session) -> bytes:
+        meta = session.get(HubMeta, name)
+        if meta is None:
+            meta = HubMeta(
+                key=name,
+                value=vault.encrypt(
+                    base64.b64encode(secrets.token_bytes(32)).decode(), context=f"hub_meta:{name}"
+                ),
+            )
+            session.add(meta)
+        return base64.b64decode(vault.decrypt(meta.value, context=f"hub_meta:{name}"))
+
+    return db.run_sync(get_or_create)
+
+
+class Hub:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        self.vault = open_vault(settings)
+        self.providers = resolve_providers(settings)
+        self.policy = PolicyCache(self.db, settings.cache_poll_interval)
+        self.tokens = TokenManager(db=self.db, vault=self.vault, settings=settings, providers=self.providers)
+        self.tokens.on_status_change = self.changed
+        self.oauth = OAuthFlow(db=self.db, vault=self.vault, settings=settings, providers=self.providers)
+        self.audit = AuditWriter(self.db)
+        self.secret_key = hub_secret(self.db, self.vault, "hub_secret_key")
+        self.calls = CallPipeline(
+            policy=self.policy,
+            tokens=self.tokens,
+            audit=self.audit,
+            digest_key=self.secret_key,
+            timeout=settings.provider_timeout,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self.policy.reload()
+        self.audit.start()
+        self._tasks = [
+            asyncio.create_task(self.policy.watch(), name="policy-watch"),
+            asyncio.create_task(
+                self._every(self.settings.refresh_interval, self._refresh_idle), name="refresher"
+            ),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.audit.stop()
+        self.tokens.close()
+        self.db.dispose()
+
+    async def changed(self) -> None:
+        """Policy changed through this process: reload now, so the very next call sees it."""
+        await self.policy.reload()
+
+    async def _refresh_idle(self) -> None:
+        await self.tokens.refresh_due(list(self.policy.snapshot.connections.values()))
+
+    @staticmethod
+    async def _every(interval: float, job: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await job()
+            except Exception:
+                log.warning("background job %s failed", getattr(job, "__name__", job), exc_info=True)

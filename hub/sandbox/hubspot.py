@@ -1,0 +1,291 @@
+"""A small, stateful, in-memory HubSpot: OAuth 2.0 plus the CRM v3 objects API for contacts, companies, deals.
+
+The hub mounts `HubSpotSandbox(...).app` at `/sandbox/hubspot` in demo mode; tests serve it alone. It is also
+the "fast local upstream" of the benchmarks, so requests take plain Starlette routes, orjson and one lock.
+
+Test hooks live under `/_control/`: `POST expire-tokens`, `GET stats`, `POST reset-stats`, `POST revoke-all`
+and `POST throttle` (`{"count": N, "retry_after": S | null}`: the next N API calls get HubSpot's 429).
+"""
+
+import threading
+import uuid
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from hub.sandbox._common import SandboxStats, json_response, route_path
+from hub.sandbox._hubspot_crm import OBJECT_TYPES, CrmError, CrmStore
+from hub.sandbox._hubspot_oauth import OAuthServer
+
+__all__ = ["HubSpotSandbox", "SandboxStats"]
+
+_AUTH_MESSAGE = (
+    "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can "
+    "find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"
+)
+_SCOPES_MESSAGE = (
+    "This app hasn't been granted all required scopes to make this call. Read more about "
+    "required scopes here: https://developers.hubspot.com/scopes."
+)
+
+
+def _error(exc: CrmError) -> Response:
+    body = {
+        "status": "error",
+        "message": exc.message,
+        "correlationId": str(uuid.uuid4()),
+        **exc.extra,
+        "category": exc.category,
+    }
+    return json_response(body, exc.status_code)
+
+
+async def _crm_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CrmError)
+    return _error(exc)
+
+
+def _properties(request: Request) -> list[str]:
+    # The SDK repeats the parameter (`properties=a&properties=b`); curl users write `properties=a,b`.
+    return [p for raw in request.query_params.getlist("properties") for p in raw.split(",") if p]
+
+
+def _flag(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "false").lower() == "true"
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise CrmError(400, "VALIDATION_ERROR", f"Invalid input JSON: {exc}") from None
+
+
+class _Gate:
+    """Pure ASGI middleware: counts and logs requests and serves the throttle, before any routing."""
+
+    def __init__(self, app: ASGIApp, sandbox: "HubSpotSandbox") -> None:
+        self.app, self.sandbox = app, sandbox
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = route_path(scope)
+            if not path.startswith("/_control/"):
+                throttled = self.sandbox._note(scope["method"], path)
+                if throttled is not None:
+                    await throttled(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+class HubSpotSandbox:
+    """One HubSpot portal with one registered app (`client_id`/`client_secret`)."""
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        access_token_ttl: int = 1800,
+        rotate_refresh_tokens: bool = False,
+    ) -> None:
+        self._lock = threading.Lock()
+        self.stats = SandboxStats()
+        self._oauth = OAuthServer(
+            client_id=client_id,
+            client_secret=client_secret,
+            access_token_ttl=access_token_ttl,
+            rotate_refresh_tokens=rotate_refresh_tokens,
+            lock=self._lock,
+            stats=self.stats,
+        )
+        self._store = CrmStore()
+        self._throttle_count = 0
+        self._throttle_retry_after: int | None = None
+        objects = "/crm/v3/objects/{object_type}"
+        self.app = Starlette(
+            routes=[
+                *self._oauth.routes(),
+                Route(objects, self._list, methods=["GET"]),
+                Route(objects, self._create, methods=["POST"]),
+                Route(objects + "/search", self._search, methods=["POST"]),
+                Route(objects + "/{object_id}", self._read, methods=["GET"]),
+                Route(objects + "/{object_id}", self._update, methods=["PATCH"]),
+                Route(objects + "/{object_id}", self._archive, methods=["DELETE"]),
+                Route("/_control/expire-tokens", self._control_expire, methods=["POST"]),
+                Route("/_control/stats", self._control_stats, methods=["GET"]),
+                Route("/_control/reset-stats", self._control_reset, methods=["POST"]),
+                Route("/_control/issued-tokens", self._control_issued, methods=["GET"]),
+                Route("/_control/revoke-all", self._control_revoke, methods=["POST"]),
+                Route("/_control/throttle", self._control_throttle, methods=["POST"]),
+            ],
+            middleware=[Middleware(_Gate, sandbox=self)],
+            exception_handlers={CrmError: _crm_error_handler},
+        )
+
+    def expire_access_tokens(self) -> None:
+        """Every access token issued so far now answers 401 EXPIRED_AUTHENTICATION."""
+        self._oauth.expire_access_tokens()
+
+    # -- per request -------------------------------------------------------------------------------------
+
+    def _note(self, method: str, path: str) -> Response | None:
+        """Record a request; a throttled API call gets its 429 here."""
+        api = path.startswith("/crm/")
+        with self._lock:
+            self.stats.log(method, path)
+            if not api:
+                return None
+            self.stats.api_requests += 1
+            if self._throttle_count <= 0:
+                return None
+            self._throttle_count -= 1
+            retry_after = self._throttle_retry_after
+        # Real HubSpot sends no Retry-After, only its rate-limit headers; the control endpoint may add one.
+        headers = {
+            "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+            "X-HubSpot-RateLimit-Max": "100",
+            "X-HubSpot-RateLimit-Remaining": "0",
+        }
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+        body = {
+            "status": "error",
+            "message": "You have reached your secondly limit.",
+            "errorType": "RATE_LIMIT",
+            "correlationId": str(uuid.uuid4()),
+            "policyName": "SECONDLY",
+        }
+        return json_response(body, 429, headers)
+
+    def _guard(self, request: Request, *, write: bool) -> str:
+        """Authenticate and check the scope; HubSpot checks in this order (401, then 403)."""
+        scopes = self._oauth.authenticate(request.headers.get("authorization"))
+        if scopes == "missing":
+            raise CrmError(401, "INVALID_AUTHENTICATION", _AUTH_MESSAGE)
+        if scopes == "expired":
+            raise CrmError(401, "EXPIRED_AUTHENTICATION", "The OAuth token used to make this call expired.")
+        object_type: str = request.path_params["object_type"]
+        if object_type not in OBJECT_TYPES:
+            raise CrmError(400, "VALIDATION_ERROR", f"Unable to infer object type from: {object_type}")
+        needed = f"crm.objects.{object_type}.{'write' if write else 'read'}"
+        if needed not in scopes:
+            raise CrmError(
+                403,
+                "MISSING_SCOPES",
+                _SCOPES_MESSAGE,
+                errors=[
+                    {
+                        "message": "One or more of the following scopes are required.",
+                        "context": {"requiredGranularScopes": [needed]},
+                    }
+                ],
+                links={"scopes": "https://developers.hubspot.com/scopes"},
+            )
+        return object_type
+
+    # -- CRM v3 objects ------------------------------------------------------------------------------------
+
+    async def _list(self, request: Request) -> Response:
+        object_type = self._guard(request, write=False)
+        raw = request.query_params.get("limit", "10")
+        if not raw.isdigit() or int(raw) < 1:
+            raise CrmError(400, "VALIDATION_ERROR", f"limit must be a positive integer, got {raw!r}")
+        after = request.query_params.get("after")
+        with self._lock:
+            page = self._store.page(
+                object_type,
+                limit=min(int(raw), 100),
+                after=after,
+                properties=_properties(request),
+                archived=_flag(request, "archived"),
+            )
+        if "paging" in page:
+            page["paging"]["next"]["link"] = str(
+                request.url.include_query_params(after=page["paging"]["next"]["after"])
+            )
+        return json_response(page)
+
+    async def _create(self, request: Request) -> Response:
+        object_type = self._guard(request, write=True)
+        body = await _json_body(request)
+        with self._lock:
+            return json_response(self._store.create(object_type, body), 201)
+
+    async def _search(self, request: Request) -> Response:
+        object_type = self._guard(request, write=False)  # a POST, but a read as far as scopes go
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            raise CrmError(400, "VALIDATION_ERROR", "Invalid input JSON: expected an object")
+        with self._lock:
+            return json_response(self._store.search(object_type, body))
+
+    async def _read(self, request: Request) -> Response:
+        object_type = self._guard(request, write=False)
+        with self._lock:
+            found = self._store.get(
+                object_type,
+                request.path_params["object_id"],
+                properties=_properties(request),
+                archived=_flag(request, "archived"),
+                id_property=request.query_params.get("idProperty"),
+            )
+        return json_response(found)
+
+    async def _update(self, request: Request) -> Response:
+        object_type = self._guard(request, write=True)
+        body = await _json_body(request)
+        with self._lock:
+            updated = self._store.update(
+                object_type,
+                request.path_params["object_id"],
+                body,
+                id_property=request.query_params.get("idProperty"),
+            )
+        return json_response(updated)
+
+    async def _archive(self, request: Request) -> Response:
+        object_type = self._guard(request, write=True)
+        with self._lock:
+            self._store.archive(object_type, request.path_params["object_id"])
+        return Response(status_code=204)
+
+    # -- test hooks ----------------------------------------------------------------------------------------
+
+    async def _control_expire(self, request: Request) -> Response:
+        self.expire_access_tokens()
+        return Response(status_code=204)
+
+    async def _control_stats(self, request: Request) -> Response:
+        with self._lock:
+            return json_response(self.stats.snapshot())
+
+    async def _control_issued(self, request: Request) -> Response:
+        with self._lock:
+            return json_response({"tokens": list(self._oauth.issued)})
+
+    async def _control_reset(self, request: Request) -> Response:
+        with self._lock:
+            self.stats.reset()
+        return Response(status_code=204)
+
+    async def _control_revoke(self, request: Request) -> Response:
+        self._oauth.revoke_all()
+        return Response(status_code=204)
+
+    async def _control_throttle(self, request: Request) -> Response:
+        body = await _json_body(request) if await request.body() else {}
+        if not isinstance(body, dict):
+            raise CrmError(400, "VALIDATION_ERROR", "expected a JSON object")
+        count, retry_after = body.get("count", 1), body.get("retry_after")
+        if not isinstance(count, int) or not (retry_after is None or isinstance(retry_after, int)):
+            raise CrmError(400, "VALIDATION_ERROR", "count and retry_after must be integers")
+        with self._lock:
+            self._throttle_count, self._throttle_retry_after = count, retry_after
+        return Response(status_code=204)

@@ -1,0 +1,112 @@
+"""What the admin API reads and writes, apart from the database models. No secret has a field here."""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.models import Agent, Connection, Grant
+
+__all__ = [
+    "AgentCreate",
+    "AgentCreated",
+    "AgentRead",
+    "ConnectionRead",
+    "GrantCreate",
+    "GrantRead",
+    "KeyCreate",
+    "KeyRead",
+]
+
+_NAME = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="Lower-case letters, digits, '-' and '_'.")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AgentCreate(_Strict):
+    name: str = _NAME
+    description: str = Field(default="", max_length=2000)
+
+
+class KeyCreate(_Strict):
+    expires_at: datetime | None = None
+
+
+class GrantCreate(_Strict):
+    agent: str = _NAME
+    connection: str = _NAME
+    scope: str = Field(max_length=64)
+    constraints: dict[str, Any] = Field(default_factory=dict)
+
+
+class KeyRead(BaseModel):
+    id: int
+    hint: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class GrantRead(BaseModel):
+    id: int
+    agent: str
+    connection: str
+    scope: str
+    constraints: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, grant: Grant) -> "GrantRead":
+        return cls(
+            id=grant.id,
+            agent=grant.agent.name,
+            connection=grant.connection.name,
+            scope=grant.scope,
+            constraints=grant.constraints,
+            created_at=grant.created_at,
+        )
+
+
+class AgentRead(BaseModel):
+    name: str
+    description: str
+    created_at: datetime
+    disabled_at: datetime | None
+    keys: list[KeyRead]
+    grants: list[GrantRead]
+
+    @classmethod
+    def of(cls, agent: Agent) -> "AgentRead":
+        return cls(
+            name=agent.name,
+            description=agent.description,
+            created_at=agent.created_at,
+            disabled_at=agent.disabled_at,
+            keys=[KeyRead.model_validate(k, from_attributes=True) for k in agent.keys],
+            grants=[GrantRead.of(g) for g in agent.grants],
+        )
+
+
+class AgentCreated(BaseModel):
+    agent: AgentRead
+    key: str = Field(description="The agent key, shown this once; only its hash is stored.")
+
+
+class ConnectionRead(BaseModel):
+    name: str
+    provider: str
+    status: str
+    account: str | None
+    hub_scopes: list[str]
+    requested_scopes: list[str]
+    granted_scopes: list[str]
+    expires_at: datetime | None
+    last_refresh_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, connection: Connection) -> "ConnectionRead":
+        return cls.model_validate(connection, from_attributes=True)
