@@ -31,6 +31,8 @@ __all__ = [
 
 _TOOL_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
 _LABEL = re.compile(r"^[a-z]+(\.[a-z_]+)*$")
+# Argument names the hub adds to every tool's schema itself (`connection` picks the connected account).
+_RESERVED_PARAMS = frozenset({"connection"})
 
 ToolFunc = Callable[..., Awaitable[BaseModel]]
 F = TypeVar("F", bound=ToolFunc)
@@ -107,6 +109,10 @@ def _build_tool(func: ToolFunc, scopes: tuple[str, ...], labels: tuple[str, ...]
     for param in params[1:]:
         if param.kind not in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
             raise ToolDefinitionError(f"{where}: parameter {param.name!r} must be a named parameter")
+        if param.name in _RESERVED_PARAMS:
+            raise ToolDefinitionError(
+                f"{where}: parameter {param.name!r} is reserved; the hub adds it to choose the connection"
+            )
         annotation = hints.get(param.name)
         info = next((m for m in getattr(annotation, "__metadata__", ()) if isinstance(m, FieldInfo)), None)
         if info is None or not info.description:
