@@ -39,9 +39,7 @@ def create_login_link(session: Session, *, ttl: int) -> str:
     """A one-time sign-in token for `/admin/login?token=…`."""
     token = mint(_LOGIN_PREFIX)
     session.add(
-        AdminCredential(
-            kind="login", token_hash=hash_secret(token), expires_at=utcnow() + timedelta(seconds=ttl)
-        )
+        AdminCredential(kind="login", token_hash=hash_secret(token), expires_at=utcnow() + timedelta(seconds=ttl))
     )
     return token
 

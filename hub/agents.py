@@ -35,9 +35,7 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 def validate_name(name: str, what: str) -> str:
     if not NAME_PATTERN.match(name):
-        raise InvalidArguments(
-            f"{what} name must be 1-63 of a-z, 0-9, '-' and '_', starting with a letter or digit"
-        )
+        raise InvalidArguments(f"{what} name must be 1-63 of a-z, 0-9, '-' and '_', starting with a letter or digit")
     return name
 
 
@@ -111,13 +109,9 @@ def add_grant(
         raise InvalidArguments(f"{connection.provider} connections do not serve {scope!r}")
     if scope not in connection.hub_scopes:
         # Least privilege at the source: the provider was only asked for the connection's own scopes.
-        raise Conflict(
-            f"connection {connection.name!r} was not authorised for {scope!r}: reconnect asking for it"
-        )
+        raise Conflict(f"connection {connection.name!r} was not authorised for {scope!r}: reconnect asking for it")
     grant = session.scalar(
-        select(Grant).where(
-            Grant.agent_id == agent.id, Grant.connection_id == connection.id, Grant.scope == scope
-        )
+        select(Grant).where(Grant.agent_id == agent.id, Grant.connection_id == connection.id, Grant.scope == scope)
     )
     if grant is None:
         grant = Grant(agent_id=agent.id, connection_id=connection.id, scope=scope)
@@ -130,9 +124,7 @@ def add_grant(
 
 def remove_grant(session: Session, *, agent: Agent, connection: Connection, scope: str) -> None:
     grant = session.scalar(
-        select(Grant).where(
-            Grant.agent_id == agent.id, Grant.connection_id == connection.id, Grant.scope == scope
-        )
+        select(Grant).where(Grant.agent_id == agent.id, Grant.connection_id == connection.id, Grant.scope == scope)
     )
     if grant is None:
         raise NotFound(f"agent {agent.name!r} has no grant of {scope!r} on {connection.name!r}")

@@ -20,9 +20,7 @@ def _mount_sandboxes(app: FastAPI, hub: Hub) -> None:
 
     for name, endpoints in hub.providers.items():
         if endpoints.sandboxed and name in SANDBOXES:
-            sandbox = SANDBOXES[name](
-                client_id=endpoints.client_id or "", client_secret=endpoints.client_secret or ""
-            )
+            sandbox = SANDBOXES[name](client_id=endpoints.client_id or "", client_secret=endpoints.client_secret or "")
             app.state.sandboxes[name] = sandbox
             app.mount(f"/sandbox/{name}", sandbox.app)
 

@@ -165,6 +165,4 @@ def export(session: Session, *, since: datetime | None = None) -> Iterator[dict[
 
 def latest(session: Session, *, limit: int) -> list[dict[str, Any]]:
     """The newest `limit` records, newest first."""
-    return [
-        _row(r) for r in session.scalars(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(limit))
-    ]
+    return [_row(r) for r in session.scalars(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(limit))]

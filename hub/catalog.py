@@ -53,8 +53,7 @@ def agent_tools(agent: AgentPrincipal) -> list[dict[str, Any]]:
 def render(listing: list[dict[str, Any]], fmt: ToolFormat) -> list[dict[str, Any]]:
     if fmt == "anthropic":
         return [
-            {"name": t["name"], "description": t["description"], "input_schema": t["input_schema"]}
-            for t in listing
+            {"name": t["name"], "description": t["description"], "input_schema": t["input_schema"]} for t in listing
         ]
     if fmt == "openai":
         return [
@@ -69,8 +68,5 @@ def render(listing: list[dict[str, Any]], fmt: ToolFormat) -> list[dict[str, Any
             for t in listing
         ]
     if fmt == "mcp":
-        return [
-            {"name": t["name"], "description": t["description"], "inputSchema": t["input_schema"]}
-            for t in listing
-        ]
+        return [{"name": t["name"], "description": t["description"], "inputSchema": t["input_schema"]} for t in listing]
     return listing

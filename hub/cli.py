@@ -62,9 +62,7 @@ def _login_link(settings: Settings, db: Database) -> str:
 
 def _first_start(db: Database) -> bool:
     return db.run_sync(
-        lambda s: (
-            s.scalar(select(AdminCredential.id).where(AdminCredential.kind.in_(("login", "session")))) is None
-        )
+        lambda s: s.scalar(select(AdminCredential.id).where(AdminCredential.kind.in_(("login", "session")))) is None
     )
 
 
@@ -81,9 +79,7 @@ def _serve(settings: Settings, host: str, port: int, *, announce_link: bool) -> 
             flush=True,
         )
     db.dispose()
-    uvicorn.run(
-        create_app(settings), host=host, port=port, log_config=None, proxy_headers=True, server_header=False
-    )
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, proxy_headers=True, server_header=False)
 
 
 @app.command()
@@ -126,9 +122,7 @@ def admin_link() -> None:
 
 
 @agent_app.command("create")
-def agent_create(
-    name: str, description: Annotated[str, typer.Option(help="What the agent is for")] = ""
-) -> None:
+def agent_create(name: str, description: Annotated[str, typer.Option(help="What the agent is for")] = "") -> None:
     """Create an agent; its key is printed once, alone on the last line."""
     settings = _settings()
     migrate(settings.database_url)

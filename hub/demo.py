@@ -11,9 +11,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
-from hub import admin_auth, agents
+from hub import admin_auth
 from hub.db import Database
-from hub.errors import Conflict
 from hub.settings import Settings
 
 __all__ = ["approve_consent", "schedule_demo_setup"]
@@ -46,20 +45,18 @@ def _wait_until_up(base_url: str, timeout: float = 30) -> None:
     raise RuntimeError("the hub did not start")
 
 
-def _seed_agent(db: Database) -> str:
-    def seed(session) -> str:  # type: ignore[no-untyped-def]
-        try:
-            agent, key = agents.create_agent(
-                session, name=DEMO_AGENT, description="Demo agent: reads CRM contacts"
-            )
-        except Conflict:
-            agent = agents.get_agent(session, name=DEMO_AGENT)
-            key = agents.create_key(session, agent=agent)
-        connection = agents.get_connection(session, name=DEMO_CONNECTION)
-        agents.add_grant(session, agent=agent, connection=connection, scope="crm.contacts.read")
-        return key
-
-    return db.run_sync(seed)
+def _seed_agent(admin: httpx.Client) -> str:
+    """Through the admin API, so the running hub sees the agent before its key is printed."""
+    created = admin.post(
+        "/admin/api/agents", json={"name": DEMO_AGENT, "description": "Demo agent: reads CRM contacts"}
+    )
+    if created.status_code == 409:  # a previous demo run made it: give it a fresh key
+        created = admin.post(f"/admin/api/agents/{DEMO_AGENT}/keys", json={})
+    created.raise_for_status()
+    grant = {"agent": DEMO_AGENT, "connection": DEMO_CONNECTION, "scope": "crm.contacts.read"}
+    admin.post("/admin/api/grants", json=grant).raise_for_status()
+    key: str = created.json()["key"]
+    return key
 
 
 def _set_up(settings: Settings) -> None:
@@ -68,18 +65,15 @@ def _set_up(settings: Settings) -> None:
     db = Database(settings.database_url)
     try:
         token = db.run_sync(admin_auth.create_api_token)
-        with httpx.Client(timeout=10, headers={"Authorization": f"Bearer {token}"}) as client:
-            start = client.get(
-                f"{base}/connect/hubspot", params={"name": DEMO_CONNECTION, "scopes": DEMO_SCOPES}
-            )
+        with httpx.Client(base_url=base, timeout=10, headers={"Authorization": f"Bearer {token}"}) as admin:
+            start = admin.get("/connect/hubspot", params={"name": DEMO_CONNECTION, "scopes": DEMO_SCOPES})
             if start.status_code != 302:
                 raise RuntimeError(f"connect failed: {start.text}")
             with httpx.Client(timeout=10) as browser:
-                callback = approve_consent(browser, start.headers["location"])
-                done = browser.get(callback)
+                done = browser.get(approve_consent(browser, start.headers["location"]))
                 if done.status_code != 303:
                     raise RuntimeError(f"callback failed: {done.text}")
-        key = _seed_agent(db)
+            key = _seed_agent(admin)
     finally:
         db.dispose()
     print(

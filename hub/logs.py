@@ -10,9 +10,7 @@ import sys
 
 __all__ = ["RedactSecrets", "configure_logging", "redact"]
 
-_QUERY_SECRET = re.compile(
-    r"(?i)\b(code|state|token|csrf_token|access_token|refresh_token|client_secret)=[^&\s\"']+"
-)
+_QUERY_SECRET = re.compile(r"(?i)\b(code|state|token|csrf_token|access_token|refresh_token|client_secret)=[^&\s\"']+")
 _TOKEN = re.compile(r"\b(sbk|sba|sbl|sbs)_[A-Za-z0-9_-]{16,}")
 
 

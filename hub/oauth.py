@@ -57,9 +57,7 @@ class OAuthFlow:
             raise NotFound(f"unknown provider {provider!r}; known: {', '.join(sorted(self._providers))}")
         if not endpoints.configured:
             key = endpoints.manifest.settings_key.upper()
-            raise BadRequest(
-                f"{provider} is not configured: set SWITCHBOARD_{key}_CLIENT_ID and _CLIENT_SECRET"
-            )
+            raise BadRequest(f"{provider} is not configured: set SWITCHBOARD_{key}_CLIENT_ID and _CLIENT_SECRET")
         return endpoints
 
     async def begin(self, *, provider: str, name: str, scopes: list[str]) -> str:
@@ -68,9 +66,7 @@ class OAuthFlow:
         validate_name(name, "connection")
         manifest = endpoints.manifest
         if not scopes:
-            raise InvalidArguments(
-                f"choose at least one scope; {provider} serves {', '.join(manifest.scope_map)}"
-            )
+            raise InvalidArguments(f"choose at least one scope; {provider} serves {', '.join(manifest.scope_map)}")
         unknown = [s for s in scopes if s not in manifest.scope_map]
         if unknown:
             raise InvalidArguments(f"{provider} does not serve {', '.join(unknown)}")
@@ -87,9 +83,7 @@ class OAuthFlow:
                     connection_name=name,
                     hub_scopes=hub_scopes,
                     requested_scopes=requested,
-                    code_verifier_enc=self._vault.encrypt(
-                        verifier, context=f"oauth_state:{hash_secret(state)}"
-                    ),
+                    code_verifier_enc=self._vault.encrypt(verifier, context=f"oauth_state:{hash_secret(state)}"),
                     expires_at=utcnow() + timedelta(seconds=self._settings.oauth_state_ttl),
                 )
             )
@@ -191,7 +185,5 @@ class OAuthFlow:
         connection.last_error = None
         connection.last_refresh_at = utcnow()
         bump_revision(session)
-        log.info(
-            "connection %s (%s) connected with %s", connection.name, manifest.name, connection.granted_scopes
-        )
+        log.info("connection %s (%s) connected with %s", connection.name, manifest.name, connection.granted_scopes)
         return connection

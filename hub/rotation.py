@@ -30,9 +30,7 @@ def _reseal_all(session: Session, vault: Vault) -> int:
         return vault.reseal(value, context=context)
 
     for connection in session.scalars(select(Connection)):
-        connection.access_token_enc = reseal(
-            connection.access_token_enc, token_context(connection.id, "access_token")
-        )
+        connection.access_token_enc = reseal(connection.access_token_enc, token_context(connection.id, "access_token"))
         connection.refresh_token_enc = reseal(
             connection.refresh_token_enc, token_context(connection.id, "refresh_token")
         )

@@ -44,9 +44,7 @@ def hub_secret(db: Database, vault: Vault, name: str) -> bytes:
         if meta is None:
             meta = HubMeta(
                 key=name,
-                value=vault.encrypt(
-                    base64.b64encode(secrets.token_bytes(32)).decode(), context=f"hub_meta:{name}"
-                ),
+                value=vault.encrypt(base64.b64encode(secrets.token_bytes(32)).decode(), context=f"hub_meta:{name}"),
             )
             session.add(meta)
         return base64.b64decode(vault.decrypt(meta.value, context=f"hub_meta:{name}"))
@@ -80,9 +78,7 @@ class Hub:
         self.audit.start()
         self._tasks = [
             asyncio.create_task(self.policy.watch(), name="policy-watch"),
-            asyncio.create_task(
-                self._every(self.settings.refresh_interval, self._refresh_idle), name="refresher"
-            ),
+            asyncio.create_task(self._every(self.settings.refresh_interval, self._refresh_idle), name="refresher"),
         ]
 
     async def stop(self) -> None:

@@ -126,9 +126,7 @@ class TokenManager:
     def _read(self, session: Any, connection_id: int) -> _Fresh:
         row = session.get(Connection, connection_id, populate_existing=True)
         if row is None or row.status != "active" or not row.access_token_enc:
-            raise ConnectionNeedsReauth(
-                f"connection {row.name if row else connection_id!r} must be reconnected"
-            )
+            raise ConnectionNeedsReauth(f"connection {row.name if row else connection_id!r} must be reconnected")
         token = self._vault.decrypt(row.access_token_enc, context=token_context(row.id, "access_token"))
         return _Fresh(row.token_version, token, row.expires_at)
 
@@ -141,9 +139,7 @@ class TokenManager:
             raise outcome
         return outcome
 
-    def _refresh_row(
-        self, session: Any, connection_id: int, stale_version: int
-    ) -> "_Fresh | SwitchboardError":
+    def _refresh_row(self, session: Any, connection_id: int, stale_version: int) -> "_Fresh | SwitchboardError":
         row = session.get(Connection, connection_id, populate_existing=True)
         if row is None or row.status != "active":
             return ConnectionNeedsReauth(f"connection {connection_id} must be reconnected")
@@ -163,9 +159,7 @@ class TokenManager:
                 token = oauth.refresh_token(endpoints.token_url, refresh_token=refresh_token)
         except OAuthError as exc:
             if exc.error != "invalid_grant":
-                return self._failed(
-                    row, UpstreamError(f"{row.provider} refused to refresh the token ({exc.error})")
-                )
+                return self._failed(row, UpstreamError(f"{row.provider} refused to refresh the token ({exc.error})"))
             session.refresh(row)
             if row.refresh_token_enc != used:
                 return self._read(session, connection_id)  # rotated by someone who skipped the lock
@@ -175,9 +169,7 @@ class TokenManager:
         except (httpx2.HTTPError, ValueError) as exc:
             log.warning("token refresh for connection %s failed: %s", row.name, type(exc).__name__)
             return self._failed(row, UpstreamError(f"{row.provider} token endpoint failed"))
-        row.access_token_enc = self._vault.encrypt(
-            token["access_token"], context=token_context(row.id, "access_token")
-        )
+        row.access_token_enc = self._vault.encrypt(token["access_token"], context=token_context(row.id, "access_token"))
         if token.get("refresh_token"):
             row.refresh_token_enc = self._vault.encrypt(
                 token["refresh_token"], context=token_context(row.id, "refresh_token")

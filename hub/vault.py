@@ -35,9 +35,7 @@ def key_id(key: bytes) -> str:
 
 def _decode_keys(text: str) -> list[bytes]:
     keys = [
-        base64.b64decode(part.strip(), validate=True)
-        for part in text.replace("\n", ",").split(",")
-        if part.strip()
+        base64.b64decode(part.strip(), validate=True) for part in text.replace("\n", ",").split(",") if part.strip()
     ]
     for key in keys:
         if len(key) != 32:

@@ -1,7 +1,10 @@
 """Real servers on loopback for integration tests: the hub and sandbox providers as separate processes."""
 
+import html
 import os
+import re
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -12,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 import psycopg
@@ -51,6 +55,7 @@ class Process:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(self.args, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT)
 
@@ -165,13 +170,15 @@ class Hub:
 
 
 @contextmanager
-def run_hub(tmp: Path, database_url: str, *, providers: dict[str, Sandbox], extra_env: dict[str, str] | None = None) -> Iterator[Hub]:
+def run_hub(
+    tmp: Path, database_url: str, *, providers: dict[str, Sandbox], extra_env: dict[str, str] | None = None
+) -> Iterator[Hub]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     data_dir = tmp / "hubdata"
     admin_token = secrets.token_urlsafe(32)
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "SWITCHBOARD_MASTER_KEYS"},
         "SWITCHBOARD_DATABASE_URL": database_url,
         "SWITCHBOARD_DATA_DIR": str(data_dir),
         "SWITCHBOARD_BASE_URL": url,
@@ -179,7 +186,6 @@ def run_hub(tmp: Path, database_url: str, *, providers: dict[str, Sandbox], extr
         "SWITCHBOARD_LOG_LEVEL": "DEBUG",
         **(extra_env or {}),
     }
-    env.pop("SWITCHBOARD_MASTER_KEYS", None)
     for name, sandbox in providers.items():
         key = name.upper()
         env |= {
@@ -198,3 +204,110 @@ def run_hub(tmp: Path, database_url: str, *, providers: dict[str, Sandbox], extr
         yield hub
     finally:
         process.stop()
+
+
+# --- Node peers: a real OAuth authorization server (oidc-provider) and the MCP Inspector CLI --------------
+
+NODE_MODULES = ROOT / ".tools" / "node" / "node_modules"
+INSPECTOR_CLI = NODE_MODULES / ".bin" / "mcp-inspector-cli"
+
+
+@dataclass
+class OidcServer:
+    """tests/peers/oidc_server.mjs on its own port: one confidential client, PKCE required, rotating refresh
+    tokens, and the HubSpot contacts search endpoint as its resource server."""
+
+    url: str
+    client_id: str
+    client_secret: str
+    process: Process
+
+    @property
+    def authorize_url(self) -> str:
+        return f"{self.url}/auth"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.url}/token"
+
+    def stats(self) -> dict[str, Any]:
+        body: dict[str, Any] = httpx.get(f"{self.url}/_control/stats", timeout=10).json()
+        return body
+
+    def revoke_grants(self) -> int:
+        answer = httpx.post(f"{self.url}/_control/revoke-grants", timeout=10)
+        answer.raise_for_status()
+        revoked: int = answer.json()["revoked"]
+        return revoked
+
+
+def oidc_hub_env(url: str, client_id: str, client_secret: str, provider: str = "hubspot") -> dict[str, str]:
+    """Hub settings that point `provider`'s OAuth and API at an oidc server at `url` (started or not yet:
+    the hub must know it before the server can know the hub's redirect URI)."""
+    key = provider.upper()
+    return {
+        f"SWITCHBOARD_{key}_CLIENT_ID": client_id,
+        f"SWITCHBOARD_{key}_CLIENT_SECRET": client_secret,
+        f"SWITCHBOARD_{key}_AUTHORIZE_URL": f"{url}/auth",
+        f"SWITCHBOARD_{key}_TOKEN_URL": f"{url}/token",
+        f"SWITCHBOARD_{key}_API_BASE": url,
+    }
+
+
+@contextmanager
+def run_oidc_server(
+    tmp: Path,
+    *,
+    port: int,
+    client_id: str,
+    client_secret: str,
+    redirect_uri: str,
+    scopes: list[str],
+    access_token_ttl: int = 30,
+) -> Iterator[OidcServer]:
+    node = shutil.which("node")
+    if node is None or not (NODE_MODULES / "oidc-provider").is_dir():
+        raise RuntimeError("oidc-provider is not installed: npm install --prefix .tools/node oidc-provider@9")
+    env = {
+        **os.environ,
+        "OIDC_PORT": str(port),
+        "OIDC_CLIENT_ID": client_id,
+        "OIDC_CLIENT_SECRET": client_secret,
+        "OIDC_REDIRECT_URI": redirect_uri,
+        "OIDC_SCOPES": " ".join(scopes),
+        "OIDC_ACCESS_TOKEN_TTL": str(access_token_ttl),
+        "NODE_MODULES_DIR": str(NODE_MODULES),
+    }
+    process = Process([node, str(ROOT / "tests" / "peers" / "oidc_server.mjs")], env, tmp / "oidc.log")
+    process.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        process.wait_for(f"{url}/_control/stats")
+        yield OidcServer(url, client_id, client_secret, process)
+    finally:
+        process.stop()
+
+
+def oidc_authorize(browser: httpx.Client, authorize_url: str, *, login: str = "ada") -> str:
+    """Sign in and consent on oidc-provider's development forms; returns the URL it redirects back to
+    (the client's redirect URI with code and state), without following it."""
+    issuer = urlsplit(authorize_url)
+    response = browser.get(authorize_url)
+    for _ in range(12):
+        if response.is_redirect:
+            location = urljoin(str(response.url), response.headers["location"])
+            if urlsplit(location).netloc != issuer.netloc:
+                return location
+            response = browser.get(location)
+            continue
+        if response.status_code != 200:
+            raise RuntimeError(f"the authorization server answered {response.status_code}: {response.text[:500]}")
+        action = re.search(r'<form[^>]*action="([^"]+)"', response.text)
+        prompt = re.search(r'name="prompt" value="(\w+)"', response.text)
+        if action is None or prompt is None:
+            raise RuntimeError(f"no login or consent form on the page: {response.text[:500]}")
+        form = {"prompt": prompt[1]}
+        if prompt[1] == "login":
+            form |= {"login": login, "password": "any"}
+        response = browser.post(urljoin(str(response.url), html.unescape(action[1])), data=form)
+    raise RuntimeError("the authorization server never redirected back")

@@ -56,7 +56,9 @@ def test_connect_grant_call_refresh_revoke_audit(hub: Hub, hubspot: Sandbox) -> 
         _walk(hub, hubspot, reader, other, reader_key, grant_id)
 
 
-def _walk(hub: Hub, hubspot: Sandbox, reader: httpx.Client, other: httpx.Client, reader_key: str, grant_id: int) -> None:
+def _walk(
+    hub: Hub, hubspot: Sandbox, reader: httpx.Client, other: httpx.Client, reader_key: str, grant_id: int
+) -> None:
     listed = reader.get("/v1/tools").json()["tools"]
     assert [t["name"] for t in listed] == READ_TOOLS
     anthropic = reader.get("/v1/tools", params={"format": "anthropic"}).json()["tools"]
@@ -95,7 +97,9 @@ def _walk(hub: Hub, hubspot: Sandbox, reader: httpx.Client, other: httpx.Client,
     refreshes = hubspot.stats()["token_requests"].get("refresh_token", 0)
 
     async def burst() -> list[int]:
-        async with httpx.AsyncClient(base_url=hub.url, headers={"Authorization": f"Bearer {reader_key}"}, timeout=60) as c:
+        async with httpx.AsyncClient(
+            base_url=hub.url, headers={"Authorization": f"Bearer {reader_key}"}, timeout=60
+        ) as c:
             answers = await asyncio.gather(
                 *(c.post("/v1/tools/hubspot_contacts_search/call", json={"arguments": {"limit": 3}}) for _ in range(40))
             )
@@ -136,7 +140,11 @@ def _database_text(hub: Hub) -> bytes:
 
 def _assert_no_secret_anywhere(hub: Hub, sandbox: Sandbox, audit_export: str) -> None:
     haystacks: dict[str, bytes] = {"audit export": audit_export.encode(), "database dump": _database_text(hub)}
-    roots = [hub.data_dir, Path(hub.database_url.removeprefix("sqlite:///")).parent] if "sqlite" in hub.database_url else [hub.data_dir]
+    roots = (
+        [hub.data_dir, Path(hub.database_url.removeprefix("sqlite:///")).parent]
+        if "sqlite" in hub.database_url
+        else [hub.data_dir]
+    )
     for root in roots:
         for path in root.rglob("*"):
             if path.is_file() and path.name != "master.key":

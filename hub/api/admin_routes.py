@@ -29,9 +29,7 @@ router = APIRouter(prefix="/admin/api", tags=["admin"])
 
 @router.get("/agents")
 async def list_agents(_: AdminDep, hub: HubDep) -> list[AgentRead]:
-    return await hub.db.run(
-        lambda s: [AgentRead.of(a) for a in s.scalars(select(Agent).order_by(Agent.name))]
-    )
+    return await hub.db.run(lambda s: [AgentRead.of(a) for a in s.scalars(select(Agent).order_by(Agent.name))])
 
 
 @router.post("/agents", status_code=status.HTTP_201_CREATED)
@@ -61,9 +59,7 @@ async def disable_agent(name: str, _: AdminDep, hub: HubDep) -> None:
 @router.post("/agents/{name}/keys", status_code=status.HTTP_201_CREATED)
 async def create_key(name: str, body: KeyCreate, _: AdminDep, hub: HubDep) -> dict[str, str]:
     key = await hub.db.run(
-        lambda s: agent_service.create_key(
-            s, agent=agent_service.get_agent(s, name=name), expires_at=body.expires_at
-        )
+        lambda s: agent_service.create_key(s, agent=agent_service.get_agent(s, name=name), expires_at=body.expires_at)
     )
     await hub.changed()
     return {"key": key}
@@ -71,9 +67,7 @@ async def create_key(name: str, body: KeyCreate, _: AdminDep, hub: HubDep) -> di
 
 @router.delete("/agents/{name}/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_key(name: str, key_id: int, _: AdminDep, hub: HubDep) -> None:
-    await hub.db.run(
-        lambda s: agent_service.revoke_key(s, agent=agent_service.get_agent(s, name=name), key_id=key_id)
-    )
+    await hub.db.run(lambda s: agent_service.revoke_key(s, agent=agent_service.get_agent(s, name=name), key_id=key_id))
     await hub.changed()
 
 
@@ -124,9 +118,7 @@ async def remove_grant(grant_id: int, _: AdminDep, hub: HubDep) -> None:
 
 
 @router.get("/audit")
-async def audit(
-    _: AdminDep, hub: HubDep, limit: int = Query(default=50, ge=1, le=1000)
-) -> list[dict[str, Any]]:
+async def audit(_: AdminDep, hub: HubDep, limit: int = Query(default=50, ge=1, le=1000)) -> list[dict[str, Any]]:
     return await hub.db.run(lambda s: latest(s, limit=limit))
 
 

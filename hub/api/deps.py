@@ -74,9 +74,7 @@ async def current_admin(request: Request, hub: HubDep) -> AdminPrincipal:
             if not csrf_valid(hub.secret_key, cookie, presented):
                 raise Forbidden("missing or wrong CSRF token; reload the page and try again")
         return AdminPrincipal("session", cookie)
-    raise Unauthenticated(
-        "sign in on the admin page, or send an admin token as 'Authorization: Bearer sba_…'"
-    )
+    raise Unauthenticated("sign in on the admin page, or send an admin token as 'Authorization: Bearer sba_…'")
 
 
 AdminDep = Annotated[AdminPrincipal, Depends(current_admin)]

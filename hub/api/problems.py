@@ -30,9 +30,7 @@ _SLUGS = {
 
 
 def problem_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        orjson.dumps(body), status_code=status, headers=headers, media_type="application/problem+json"
-    )
+    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/problem+json")
 
 
 def _from_error(exc: SwitchboardError) -> Response:

@@ -153,9 +153,7 @@ class CrmStore:
         archived: bool = False,
         id_property: str | None = None,
     ) -> dict[str, Any]:
-        return self._render(
-            object_type, self._find(object_type, object_id, archived, id_property), properties
-        )
+        return self._render(object_type, self._find(object_type, object_id, archived, id_property), properties)
 
     def page(
         self,
@@ -210,9 +208,7 @@ class CrmStore:
         record = self._insert(object_type, props, now)
         return self._render(object_type, record, [*props, *sorted(SCHEMAS[object_type].readonly)])
 
-    def update(
-        self, object_type: str, object_id: str, body: Any, *, id_property: str | None = None
-    ) -> dict[str, Any]:
+    def update(self, object_type: str, object_id: str, body: Any, *, id_property: str | None = None) -> dict[str, Any]:
         record = self._find(object_type, object_id, False, id_property)
         props = self._validated(object_type, body, record_id=record.id)
         now = _iso(datetime.now(UTC))
@@ -242,9 +238,7 @@ class CrmStore:
     def _insert(self, object_type: str, props: dict[str, str], now: str) -> _Record:
         object_id = next(self._ids)
         record = _Record(str(object_id), {k: v for k, v in props.items() if v}, now, now)
-        record.properties.update(
-            {"hs_object_id": record.id, "createdate": now, SCHEMAS[object_type].modified: now}
-        )
+        record.properties.update({"hs_object_id": record.id, "createdate": now, SCHEMAS[object_type].modified: now})
         self._objects[object_type][record.id] = record
         self._order[object_type].append(object_id)
         if object_type == "contacts" and props.get("email"):
@@ -257,9 +251,7 @@ class CrmStore:
             if object_type == "contacts" and id_property == "email":
                 object_id = self._emails.get(object_id.lower(), "")
             else:
-                object_id = next(
-                    (r.id for r in objects.values() if r.properties.get(id_property) == object_id), ""
-                )
+                object_id = next((r.id for r in objects.values() if r.properties.get(id_property) == object_id), "")
         record = objects.get(object_id)
         if record is None or (record.archived_at is not None) != archived:
             raise _not_found(object_id)
@@ -277,18 +269,14 @@ class CrmStore:
             value = "" if raw is None else "true" if raw is True else "false" if raw is False else str(raw)
             if name in schema.readonly:
                 problems.append(
-                    _invalid(
-                        name, "READ_ONLY_VALUE", f'"{name}" is a read only property; its value cannot be set.'
-                    )
+                    _invalid(name, "READ_ONLY_VALUE", f'"{name}" is a read only property; its value cannot be set.')
                 )
             elif name not in schema.writable:
                 problems.append(_invalid(name, "PROPERTY_DOESNT_EXIST", f'Property "{name}" does not exist'))
             elif value and name in schema.options and value not in schema.options[name]:
                 allowed = ", ".join(sorted(schema.options[name]))
                 problems.append(
-                    _invalid(
-                        name, "INVALID_OPTION", f"{value} was not one of the allowed options: [{allowed}]"
-                    )
+                    _invalid(name, "INVALID_OPTION", f"{value} was not one of the allowed options: [{allowed}]")
                 )
             elif name == "email" and value and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
                 problems.append(_invalid(name, "INVALID_EMAIL", f"Email address {value} is invalid"))

@@ -198,9 +198,7 @@ class OAuthServer:
             "".join(f"<li>{html.escape(_describe(s))} (<code>{html.escape(s)}</code>)</li>" for s in scopes)
             or "<li>No scopes requested</li>"
         )
-        hidden = "".join(
-            f'<input type="hidden" name="{k}" value="{html.escape(v)}">' for k, v in params.items()
-        )
+        hidden = "".join(f'<input type="hidden" name="{k}" value="{html.escape(v)}">' for k, v in params.items())
         host = urlsplit(params["redirect_uri"]).netloc
         body = (
             f"<p>The app <strong>{html.escape(params['client_id'])}</strong> wants to access your "

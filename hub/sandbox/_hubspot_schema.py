@@ -39,8 +39,7 @@ SCHEMAS: dict[str, Schema] = {
         modified="lastmodifieddate",
         options={
             "lifecyclestage": _names(
-                "subscriber lead marketingqualifiedlead salesqualifiedlead opportunity customer "
-                "evangelist other"
+                "subscriber lead marketingqualifiedlead salesqualifiedlead opportunity customer evangelist other"
             )
         },
     ),
@@ -54,9 +53,7 @@ SCHEMAS: dict[str, Schema] = {
         modified="hs_lastmodifieddate",
     ),
     "deals": Schema(
-        defaults=_ordered(
-            "amount closedate createdate dealname dealstage hs_lastmodifieddate hs_object_id pipeline"
-        ),
+        defaults=_ordered("amount closedate createdate dealname dealstage hs_lastmodifieddate hs_object_id pipeline"),
         searchable=_ordered("dealname pipeline dealstage description dealtype"),
         writable=_names(
             "dealname amount dealstage pipeline closedate dealtype description hubspot_owner_id hs_priority"

@@ -29,7 +29,11 @@ def test_a_grant_on_another_provider_does_not_count() -> None:
 
 def test_the_single_usable_connection_is_implied() -> None:
     decision = decide(
-        tool="t", provider="hubspot", needed=["crm.contacts.read"], grants=[_grant("crm", "crm.contacts.read")], connection=None
+        tool="t",
+        provider="hubspot",
+        needed=["crm.contacts.read"],
+        grants=[_grant("crm", "crm.contacts.read")],
+        connection=None,
     )
     assert decision.allowed and decision.connection == "crm"
 
