@@ -119,7 +119,7 @@ def _build_tool(func: ToolFunc, scopes: tuple[str, ...], labels: tuple[str, ...]
             raise ToolDefinitionError(f"{where}: parameter {param.name!r} needs Field(description=...)")
         default = ... if param.default is param.empty else param.default
         fields[param.name] = (annotation, default)
-    input_model = create_model(  # type: ignore[call-overload]
+    input_model = create_model(
         f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields
     )
     schema = input_model.model_json_schema()

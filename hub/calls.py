@@ -108,15 +108,15 @@ class CallPipeline:
             await self._record(record, exc)
             raise
         except TimeoutError:
-            exc = UpstreamTimeout("the provider did not answer in time")
-            await self._record(record, exc)
-            raise exc from None
+            timed_out = UpstreamTimeout("the provider did not answer in time")
+            await self._record(record, timed_out)
+            raise timed_out from None
         except Exception:
             # The single catch-all boundary: the log gets the detail, the agent a safe message.
             log.exception("tool %s failed unexpectedly (call %s)", tool_name, call_id)
-            exc = UpstreamError("the tool failed unexpectedly; the hub's log has the detail")
-            await self._record(record, exc)
-            raise exc from None
+            failed = UpstreamError("the tool failed unexpectedly; the hub's log has the detail")
+            await self._record(record, failed)
+            raise failed from None
         await self._record(record, None)
         return CallResult(call_id, result)
 

@@ -69,15 +69,16 @@ async def hubspot_contacts_search(
     Use this to find a person before reading or updating them. Returns id, name, email, phone, company,
     job title and lifecycle stage, and `next_cursor` when more results exist.
     """
+    # HubSpot's published spec requires all five keys and types `sorts` as strings ("-name": descending).
     request: dict[str, Any] = {
-        "limit": limit,
+        "filterGroups": [],
+        "sorts": ["-lastmodifieddate"],
         "properties": _CONTACT_PROPERTIES,
-        "sorts": [{"propertyName": "lastmodifieddate", "direction": "DESCENDING"}],
+        "limit": limit,
+        "after": after or "0",
     }
     if query:
         request["query"] = query
-    if after:
-        request["after"] = after
     body = await client.call(client.contacts_search.do_search, public_object_search_request=request)
     next_page = (body.get("paging") or {}).get("next") or {}
     return ContactPage(
@@ -111,7 +112,8 @@ async def hubspot_contacts_create(
         email=email, firstname=firstname, lastname=lastname, phone=phone, company=company, jobtitle=jobtitle
     )
     body = await client.call(
-        client.contacts.create, simple_public_object_input_for_create={"properties": properties}
+        client.contacts.create,
+        simple_public_object_input_for_create={"properties": properties, "associations": []},
     )
     return _contact(body)
 

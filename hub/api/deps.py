@@ -1,9 +1,11 @@
 """Request dependencies: the hub, the calling agent, the calling admin."""
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.orm import Session
 
 from hub.admin_auth import SESSION_COOKIE, check_api_token, csrf_valid, valid_session
 from hub.credentials import hash_secret
@@ -60,11 +62,16 @@ async def current_admin(request: Request, hub: HubDep) -> AdminPrincipal:
     token = bearer(request.headers.get("authorization"))
     configured = hub.settings.admin_token.get_secret_value() if hub.settings.admin_token else None
     if token is not None:
-        if await hub.db.run(lambda s: check_api_token(s, token, configured)):
+
+        def known(session: Session) -> bool:
+            return check_api_token(session, token, configured)
+
+        if await hub.db.run(known):
             return AdminPrincipal("token")
         raise Unauthenticated("the admin token is unknown or revoked")
     cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie and await hub.db.run(lambda s: valid_session(s, cookie)):
+    signed_in = bool(cookie) and await hub.db.run(partial(valid_session, token=cookie or ""))
+    if cookie and signed_in:
         if request.method not in _SAFE_METHODS:
             presented = request.headers.get("x-csrf-token")
             if presented is None and request.headers.get("content-type", "").startswith(

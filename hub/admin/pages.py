@@ -1,0 +1,408 @@
+"""The admin page at /admin/: sign-in by one-time link, connections, agents with keys and grants, audit.
+
+Server-rendered with Jinja2; htmx swaps one section at a time, and every form still works as a plain
+POST without JavaScript (Post/Redirect/Get, except where a new key must be shown once). Unsafe requests
+carry the session's CSRF token (hidden field `csrf_token`, or htmx's `X-CSRF-Token` header), which
+hub.api.deps.current_admin checks before any handler runs. Changes go through the same service
+functions as /admin/api, followed by `hub.changed()`.
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from sqlalchemy.orm import Session
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from hub import agents as agent_service
+from hub.admin.rendering import STATIC, FormError, PageRoute, html, is_htmx, render
+from hub.admin.views import load_dashboard, provider_choices
+from hub.admin_auth import SESSION_COOKIE, csrf_token, end_session, redeem_login
+from hub.api.deps import AdminDep, HubDep
+from hub.connections import list_connections, revoke_connection
+from hub.errors import InvalidArguments, NotFound, SwitchboardError, Unauthenticated
+from hub.models import Grant, utcnow
+from hub.runtime import Hub
+from hub.schemas import ConnectionRead
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/admin", route_class=PageRoute, include_in_schema=False)
+
+_SECTIONS = ("connections", "agents", "audit")
+_MAX_CONSTRAINTS = 20_000
+# After a plain (non-htmx) POST the browser is redirected with one of these codes; a fixed set, so a
+# crafted link cannot make the page say something the hub did not.
+_DONE = {
+    "connection-revoked": "Connection revoked: its tokens are gone and its grants stop working.",
+    "key-revoked": "Key revoked.",
+    "agent-disabled": "Agent disabled: all its keys stopped working.",
+    "granted": "Grant saved.",
+    "grant-revoked": "Grant revoked.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _NewKey:
+    agent: str
+    key: str
+
+
+async def _signed_in(admin: AdminDep) -> str:
+    """The page session token: pages need one, because their CSRF token is bound to it."""
+    if admin.via != "session" or admin.session_token is None:
+        raise Unauthenticated("sign in with a link from `switchboard admin link`")
+    return admin.session_token
+
+
+SessionToken = Annotated[str, Depends(_signed_in)]
+
+
+async def _show(
+    request: Request,
+    hub: Hub,
+    session_token: str,
+    *,
+    section: str | None,
+    status: int = 200,
+    also: tuple[str, ...] = (),
+    **context: Any,
+) -> Response:
+    """The whole page, or for htmx just `section` (plus `also`, swapped out of band)."""
+    page: dict[str, Any] = {
+        "csrf": csrf_token(hub.secret_key, session_token),
+        "data": await hub.db.run(load_dashboard),
+        "providers": provider_choices(hub.providers),
+        "notice": None,
+        "error": None,
+        "form": {},
+        "new_key": None,
+        "connected": None,
+        "oob": False,
+        **context,
+    }
+    if section is None or not is_htmx(request):
+        return html("dashboard.html", status, **page)
+    body = render(f"_{section}.html", **page)
+    body += "".join(render(f"_{extra}.html", **{**page, "oob": True}) for extra in also)
+    return HTMLResponse(body, status_code=status)
+
+
+async def _failed(
+    request: Request,
+    hub: Hub,
+    session_token: str,
+    exc: SwitchboardError,
+    *,
+    section: str,
+    form_id: str,
+    field: str | None = None,
+    form: dict[str, Any] | None = None,
+) -> Response:
+    """The section again, with the service's message beside the form, and the service's 4xx status."""
+    return await _show(
+        request,
+        hub,
+        session_token,
+        section=section,
+        status=exc.status,
+        error=FormError(form_id, exc.detail, field),
+        form=form or {},
+    )
+
+
+async def _succeeded(
+    request: Request, hub: Hub, session_token: str, *, section: str, done: str, also: tuple[str, ...] = ()
+) -> Response:
+    if is_htmx(request):
+        return await _show(request, hub, session_token, section=section, notice=_DONE[done], also=also)
+    return RedirectResponse(f"/admin/?done={done}#{section}", status_code=303)
+
+
+def _secure_cookie(hub: Hub) -> bool:
+    return hub.settings.base_url.startswith("https://")
+
+
+# --- sign-in -------------------------------------------------------------------------------------------
+
+
+@router.get("/")
+async def dashboard(
+    request: Request, hub: HubDep, session_token: SessionToken, connected: str | None = None, done: str = ""
+) -> Response:
+    return await _show(
+        request, hub, session_token, section=None, notice=_DONE.get(done), connected=connected
+    )
+
+
+@router.get("/login")
+async def login(request: Request, hub: HubDep, token: str = "") -> Response:
+    previous = request.cookies.get(SESSION_COOKIE)
+
+    def redeem(session: Session) -> str | None:
+        if not token or len(token) > 200:
+            return None
+        fresh = redeem_login(session, token, session_ttl=hub.settings.admin_session_ttl)
+        if fresh is not None and previous:
+            end_session(session, previous)  # whatever session this browser held before is over
+        return fresh
+
+    fresh = await hub.db.run(redeem)
+    if fresh is None:
+        return html("signin.html", 401, csrf=None, problem="link", signed_out=False)
+    response = RedirectResponse("/admin/", status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        fresh,
+        max_age=hub.settings.admin_session_ttl,
+        path="/",
+        secure=_secure_cookie(hub),
+        httponly=True,
+        samesite="lax",
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(hub: HubDep, session_token: SessionToken) -> Response:
+    await hub.db.run(lambda s: end_session(s, session_token))
+    response = html("signin.html", 200, csrf=None, problem=None, signed_out=True)
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", secure=_secure_cookie(hub), httponly=True, samesite="lax"
+    )
+    return response
+
+
+# --- connections ---------------------------------------------------------------------------------------
+
+
+@router.post("/connect")
+async def connect(
+    request: Request,
+    hub: HubDep,
+    session_token: SessionToken,
+    provider: Annotated[str, Form()] = "",
+    name: Annotated[str, Form()] = "",
+) -> Response:
+    # Checkboxes submit `scopes` once per box, as `<provider>:<hub scope>` since providers share scope names.
+    picked = [str(v) for v in (await request.form()).getlist("scopes")]
+    scopes = [s.partition(":")[2] for s in picked if s.partition(":")[0] == provider]
+    try:
+        if len(scopes) != len(picked):
+            raise InvalidArguments(f"some chosen scopes belong to a provider other than {provider}")
+        # Straight to hub.oauth (what /connect/{provider} calls): no CSRF token in a URL, errors inline.
+        url = await hub.oauth.begin(provider=provider, name=name.strip(), scopes=scopes)
+    except SwitchboardError as exc:
+        form = {"provider": provider, "name": name, "scopes": picked}
+        return await _failed(
+            request, hub, session_token, exc, section="connections", form_id="connect-form", form=form
+        )
+    if is_htmx(request):
+        return Response(status_code=204, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)
+
+
+@router.post("/connections/{name}/revoke")
+async def revoke(request: Request, name: str, hub: HubDep, session_token: SessionToken) -> Response:
+    try:
+        await hub.db.run(lambda s: revoke_connection(s, name=name))
+    except SwitchboardError as exc:
+        return await _failed(request, hub, session_token, exc, section="connections", form_id="connections")
+    await hub.changed()
+    # The grant form lists connections too, so the agents section is refreshed alongside.
+    return await _succeeded(
+        request, hub, session_token, section="connections", done="connection-revoked", also=("agents",)
+    )
+
+
+# --- agents and keys -----------------------------------------------------------------------------------
+
+
+@router.post("/agents")
+async def create_agent(
+    request: Request,
+    hub: HubDep,
+    session_token: SessionToken,
+    name: Annotated[str, Form()] = "",
+    description: Annotated[str, Form()] = "",
+) -> Response:
+    name = name.strip()
+    try:
+        key = await hub.db.run(
+            lambda s: agent_service.create_agent(s, name=name, description=description.strip())[1]
+        )
+    except SwitchboardError as exc:
+        form = {"name": name, "description": description}
+        return await _failed(request, hub, session_token, exc, section="agents", form_id="create-agent", form=form)
+    await hub.changed()
+    # Rendered, not redirected: the key exists only in this response and is never retrievable again.
+    return await _show(request, hub, session_token, section="agents", status=201, new_key=_NewKey(name, key))
+
+
+def _expiry(expires_on: str) -> datetime | None:
+    if not expires_on.strip():
+        return None
+    try:
+        day = date.fromisoformat(expires_on.strip())
+    except ValueError:
+        raise InvalidArguments("the expiry date must look like 2030-12-31") from None
+    moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    if moment <= utcnow():
+        raise InvalidArguments("the expiry date must be in the future")
+    return moment
+
+
+@router.post("/agents/{name}/keys")
+async def create_key(
+    request: Request,
+    name: str,
+    hub: HubDep,
+    session_token: SessionToken,
+    expires_on: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        expires_at = _expiry(expires_on)
+        key = await hub.db.run(
+            lambda s: agent_service.create_key(
+                s, agent=agent_service.get_agent(s, name=name), expires_at=expires_at
+            )
+        )
+    except SwitchboardError as exc:
+        return await _failed(request, hub, session_token, exc, section="agents", form_id=f"agent-{name}")
+    await hub.changed()
+    return await _show(request, hub, session_token, section="agents", status=201, new_key=_NewKey(name, key))
+
+
+@router.post("/agents/{name}/keys/{key_id}/revoke")
+async def revoke_key(request: Request, name: str, key_id: int, hub: HubDep, session_token: SessionToken) -> Response:
+    try:
+        await hub.db.run(
+            lambda s: agent_service.revoke_key(s, agent=agent_service.get_agent(s, name=name), key_id=key_id)
+        )
+    except SwitchboardError as exc:
+        return await _failed(request, hub, session_token, exc, section="agents", form_id=f"agent-{name}")
+    await hub.changed()
+    return await _succeeded(request, hub, session_token, section="agents", done="key-revoked")
+
+
+@router.post("/agents/{name}/disable")
+async def disable_agent(request: Request, name: str, hub: HubDep, session_token: SessionToken) -> Response:
+    try:
+        await hub.db.run(
+            lambda s: agent_service.disable_agent(s, agent=agent_service.get_agent(s, name=name))
+        )
+    except SwitchboardError as exc:
+        return await _failed(request, hub, session_token, exc, section="agents", form_id=f"agent-{name}")
+    await hub.changed()
+    return await _succeeded(request, hub, session_token, section="agents", done="agent-disabled")
+
+
+# --- grants --------------------------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> None:
+    # NaN and Infinity are not JSON; PostgreSQL would refuse to store them.
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def _constraints(text: str) -> dict[str, Any]:
+    if not text.strip():
+        return {}
+    if len(text) > _MAX_CONSTRAINTS:
+        raise InvalidArguments(f"constraints are limited to {_MAX_CONSTRAINTS} characters")
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidArguments(
+            f"constraints are not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise InvalidArguments(f"constraints are not valid JSON: {str(exc)[:100]}") from None
+    if not isinstance(value, dict):
+        raise InvalidArguments('constraints must be a JSON object, like {"max_results": 50}')
+    return value
+
+
+@router.post("/grants")
+async def add_grant(
+    request: Request,
+    hub: HubDep,
+    session_token: SessionToken,
+    agent: Annotated[str, Form()] = "",
+    connection: Annotated[str, Form()] = "",
+    scope: Annotated[str, Form()] = "",
+    constraints: Annotated[str, Form()] = "",
+) -> Response:
+    form = {"agent": agent, "connection": connection, "scope": scope, "constraints": constraints}
+    try:
+        parsed = _constraints(constraints)
+    except InvalidArguments as exc:
+        return await _failed(
+            request, hub, session_token, exc, section="agents", form_id="grant-form", field="constraints", form=form
+        )
+
+    def grant(session: Session) -> None:
+        agent_service.add_grant(
+            session,
+            agent=agent_service.get_agent(session, name=agent),
+            connection=agent_service.get_connection(session, name=connection),
+            scope=scope,
+            constraints=parsed,
+        )
+
+    try:
+        await hub.db.run(grant)
+    except SwitchboardError as exc:
+        return await _failed(request, hub, session_token, exc, section="agents", form_id="grant-form", form=form)
+    await hub.changed()
+    return await _succeeded(request, hub, session_token, section="agents", done="granted")
+
+
+@router.post("/grants/{grant_id}/revoke")
+async def revoke_grant(request: Request, grant_id: int, hub: HubDep, session_token: SessionToken) -> Response:
+    def remove(session: Session) -> None:
+        grant = session.get(Grant, grant_id)
+        if grant is None:
+            raise NotFound(f"no grant {grant_id}; it may have been revoked already")
+        agent_service.remove_grant(session, agent=grant.agent, connection=grant.connection, scope=grant.scope)
+
+    try:
+        await hub.db.run(remove)
+    except SwitchboardError as exc:
+        return await _failed(request, hub, session_token, exc, section="agents", form_id="agents")
+    await hub.changed()
+    return await _succeeded(request, hub, session_token, section="agents", done="grant-revoked")
+
+
+# --- fragments and assets ------------------------------------------------------------------------------
+
+
+@router.get("/sections/{name}")
+async def section(request: Request, name: str, hub: HubDep, session_token: SessionToken) -> Response:
+    """One section alone, for htmx to refresh (the audit log's Refresh button)."""
+    if name not in _SECTIONS:
+        raise NotFound(f"no section {name!r}")
+    if not is_htmx(request):
+        return RedirectResponse(f"/admin/#{name}", status_code=303)
+    return await _show(request, hub, session_token, section=name)
+
+
+@router.get("/grant-scopes")
+async def grant_scopes(hub: HubDep, session_token: SessionToken, connection: str = "") -> Response:
+    """The grant form's scope select narrowed to what `connection` was authorised for."""
+    connections = await hub.db.run(lambda s: [ConnectionRead.of(c) for c in list_connections(s)])
+    grantable = [c for c in connections if c.name == connection and c.status != "revoked"]
+    return html("_grant_scopes.html", grantable=grantable, form={"scope": ""}, error=None)
+
+
+@router.get("/static/{name}")
+async def static(name: str) -> Response:
+    asset = STATIC.get(name)
+    if asset is None:
+        raise NotFound(f"no asset {name!r}")
+    # Asset URLs carry a content hash (`?v=`), so they may be cached for as long as a browser likes.
+    return Response(
+        asset.body, media_type=asset.media_type, headers={"Cache-Control": "public, max-age=31536000, immutable"}
+    )
