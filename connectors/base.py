@@ -19,6 +19,7 @@ from pydantic.fields import FieldInfo
 from scopes import is_known_scope
 
 __all__ = [
+    "ApiKeyMode",
     "ClientFactory",
     "Connector",
     "Manifest",
@@ -63,6 +64,11 @@ class Tool:
     output_model: type[BaseModel]
     input_schema: Mapping[str, Any]
     provider: str = ""
+
+    @property
+    def is_read(self) -> bool:
+        """Reads change nothing at the provider, so retrying one (e.g. after a 429) is always safe."""
+        return all(scope.endswith(".read") for scope in self.scopes)
 
     async def invoke(self, client: ProviderClient, arguments: BaseModel) -> BaseModel:
         return await self.func(client, **dict(arguments))
@@ -142,13 +148,28 @@ def collect_tools(module: ModuleType) -> tuple[Tool, ...]:
     return tuple(t for t in found if isinstance(t, Tool))
 
 
+TokenResponseHook = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyMode:
+    """The provider also accepts a pasted API key (stored like a token, never refreshed)."""
+
+    pattern: str  # a regex the key must match, so a mistyped or wrong-kind key is refused at once
+    hint: str  # shown on the admin page, e.g. "a restricted key, rk_live_… or rk_test_…"
+
+
 @dataclass(frozen=True, slots=True)
 class Manifest:
     """A provider's OAuth and API facts, as data.
 
     `settings_key` names the `SWITCHBOARD_<KEY>_*` settings group that can override the URLs and holds
     the client credentials. `scope_map` maps each hub scope the provider serves to the provider scopes it
-    needs; a connection asks for the union over its chosen hub scopes and nothing more.
+    needs; a connection asks for the union over its chosen hub scopes and nothing more. Quirks are data:
+    `exclusive_scopes` lists provider scopes of which only the strongest present is asked for (Stripe's
+    `read_only` < `read_write`); `compliance_hooks` are authlib compliance hooks by name (e.g.
+    `access_token_response`, `refresh_token_response`) that normalise a provider's non-standard token
+    answers; `account_path` is the dotted path of the account's name in the token response.
     """
 
     name: str
@@ -163,10 +184,23 @@ class Manifest:
     pkce: bool = True
     authorize_params: Mapping[str, str] = field(default_factory=dict)
     revoke_url: str | None = None
+    exclusive_scopes: tuple[str, ...] = ()
+    compliance_hooks: Mapping[str, TokenResponseHook] = field(default_factory=dict)
+    account_path: str | None = None
+    api_key: ApiKeyMode | None = None
 
     def provider_scopes(self, hub_scopes: Sequence[str]) -> list[str]:
         """The minimal provider scopes for `hub_scopes`, sorted; unknown hub scopes raise KeyError."""
-        return sorted({p for s in hub_scopes for p in self.scope_map[s]})
+        wanted = {p for s in hub_scopes for p in self.scope_map[s]}
+        ranked = [p for p in self.exclusive_scopes if p in wanted]
+        return sorted(wanted - set(ranked[:-1]))
+
+    def account_of(self, token: Mapping[str, Any]) -> str | None:
+        """The connected account's name or id from a token response, where the provider gives one."""
+        value: Any = token
+        for part in (self.account_path or "").split("."):
+            value = value.get(part) if isinstance(value, Mapping) and part else None
+        return str(value)[:200] if value not in (None, "") and self.account_path else None
 
 
 @dataclass(frozen=True, slots=True)

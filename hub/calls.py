@@ -48,6 +48,10 @@ from scopes import decide
 __all__ = ["CallPipeline", "CallResult"]
 
 log = logging.getLogger(__name__)
+# A rate-limited read is retried within this budget (seconds), honouring the provider's Retry-After.
+_RETRY_BUDGET = 10.0
+_MAX_RETRIES = 3
+_BACKOFF = 0.5
 _DENIALS: dict[str, type[SwitchboardError]] = {
     "scope_denied": ScopeDenied,
     "invalid_arguments": InvalidArguments,
@@ -128,14 +132,27 @@ class CallPipeline:
 
     async def _invoke(self, tool: Tool, info: ConnectionInfo, args: BaseModel) -> BaseModel:
         client, version = await self._tokens.client(info)
+        give_up_at = time.monotonic() + _RETRY_BUDGET
+        refreshed, attempt = False, 0
         try:
-            try:
-                return await tool.invoke(client, args)
-            except ProviderAuthExpired:
-                # The provider refused a token we believed valid: refresh once (shared with every
-                # concurrent caller) and retry once.
-                live = await self._tokens.refresh(info, stale_version=version)
-                return await tool.invoke(live.client, args)
+            while True:
+                try:
+                    return await tool.invoke(client, args)
+                except ProviderAuthExpired:
+                    # The provider refused a token we believed valid: refresh once (shared with every
+                    # concurrent caller) and retry once.
+                    if refreshed:
+                        raise
+                    live = await self._tokens.refresh(info, stale_version=version)
+                    client, version, refreshed = live.client, live.version, True
+                except ProviderRateLimited as exc:
+                    # Only reads are retried: a retried write could act twice (writes that are safe to
+                    # retry carry idempotency keys inside their connector, e.g. Stripe).
+                    wait = exc.retry_after if exc.retry_after is not None else _BACKOFF * 2**attempt
+                    if not tool.is_read or attempt >= _MAX_RETRIES or time.monotonic() + wait > give_up_at:
+                        raise
+                    attempt += 1
+                    await asyncio.sleep(wait)
         except ConnectorError as exc:
             PROVIDER_ERRORS.labels(info.provider, type(exc).__name__).inc()
             raise _problem(exc, info) from None

@@ -166,6 +166,7 @@ class OAuthFlow:
         granted = token.get("scope")
         manifest = CONNECTORS[pending.provider].manifest
         connection.status = "active"
+        connection.account = manifest.account_of(token) or connection.account
         connection.hub_scopes = pending.hub_scopes
         connection.requested_scopes = pending.requested_scopes
         connection.granted_scopes = (

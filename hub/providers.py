@@ -44,7 +44,9 @@ def resolve_providers(settings: Settings) -> dict[str, ProviderEndpoints]:
     for name, connector in CONNECTORS.items():
         manifest = connector.manifest
         own = settings.provider(manifest.settings_key)
-        secret = own.client_secret.get_secret_value() if own.client_secret else None
+        # Stripe Connect authenticates the token exchange with the platform's secret key.
+        credential = own.client_secret or own.secret_key
+        secret = credential.get_secret_value() if credential else None
         sandboxed = settings.sandbox and not own.client_id
         if sandboxed:
             base = f"{settings.base_url.rstrip('/')}/sandbox/{name}"
@@ -72,7 +74,7 @@ def resolve_providers(settings: Settings) -> dict[str, ProviderEndpoints]:
 
 def oauth_client(endpoints: ProviderEndpoints, *, redirect_uri: str, timeout: float) -> OAuth2Client:
     manifest = endpoints.manifest
-    return OAuth2Client(
+    client = OAuth2Client(
         client_id=endpoints.client_id,
         client_secret=endpoints.client_secret,
         token_endpoint_auth_method=manifest.token_endpoint_auth_method,
@@ -81,3 +83,6 @@ def oauth_client(endpoints: ProviderEndpoints, *, redirect_uri: str, timeout: fl
         timeout=timeout,
         follow_redirects=False,
     )
+    for hook, fix in manifest.compliance_hooks.items():
+        client.register_compliance_hook(hook, fix)
+    return client

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from hub.models import Agent, Connection, Grant
 
@@ -11,6 +11,7 @@ __all__ = [
     "AgentCreate",
     "AgentCreated",
     "AgentRead",
+    "ApiKeyConnect",
     "ConnectionRead",
     "GrantCreate",
     "GrantRead",
@@ -39,6 +40,13 @@ class GrantCreate(_Strict):
     connection: str = _NAME
     scope: str = Field(max_length=64)
     constraints: dict[str, Any] = Field(default_factory=dict)
+
+
+class ApiKeyConnect(_Strict):
+    name: str = _NAME
+    provider: str = Field(max_length=32)
+    api_key: SecretStr = Field(description="The provider's API key; stored encrypted, never shown again.")
+    scopes: list[str] = Field(min_length=1, max_length=32, description="The hub scopes this connection may grant.")
 
 
 class KeyRead(BaseModel):

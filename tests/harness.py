@@ -15,11 +15,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 import psycopg
 
+from connectors import CONNECTORS
 from hub.demo import approve_consent
 
 PG_ADMIN_URL = os.environ.get("SWITCHBOARD_TEST_PG", "postgresql://127.0.0.1:5432/test")
@@ -187,13 +189,15 @@ def run_hub(
         **(extra_env or {}),
     }
     for name, sandbox in providers.items():
-        key = name.upper()
+        # The sandbox serves each endpoint at the real URL's path, like the hub's own sandbox mounts.
+        manifest = CONNECTORS[name].manifest
+        key = manifest.settings_key.upper()
         env |= {
             f"SWITCHBOARD_{key}_CLIENT_ID": sandbox.client_id,
             f"SWITCHBOARD_{key}_CLIENT_SECRET": sandbox.client_secret,
-            f"SWITCHBOARD_{key}_AUTHORIZE_URL": f"{sandbox.url}/oauth/authorize",
-            f"SWITCHBOARD_{key}_TOKEN_URL": f"{sandbox.url}/oauth/v1/token",
-            f"SWITCHBOARD_{key}_API_BASE": sandbox.url,
+            f"SWITCHBOARD_{key}_AUTHORIZE_URL": sandbox.url + urlsplit(manifest.authorize_url).path,
+            f"SWITCHBOARD_{key}_TOKEN_URL": sandbox.url + urlsplit(manifest.token_url).path,
+            f"SWITCHBOARD_{key}_API_BASE": sandbox.url + urlsplit(manifest.api_base).path.rstrip("/"),
         }
     process = Process([sys.executable, "-m", "hub", "serve", "--port", str(port)], env, tmp / "hub.log")
     process.start()

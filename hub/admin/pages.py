@@ -34,13 +34,13 @@ router = APIRouter(prefix="/admin", route_class=PageRoute, include_in_schema=Fal
 _SECTIONS = ("connections", "agents", "audit")
 _MAX_CONSTRAINTS = 20_000
 # After a plain (non-htmx) POST the browser is redirected with one of these codes; a fixed set, so a
-# crafted link cannot make the page say something the hub did not.
+# crafted link cannot make the page say something the hub did not. Each names the section it concerns.
 _DONE = {
-    "connection-revoked": "Connection revoked: its tokens are gone and its grants stop working.",
-    "key-revoked": "Key revoked.",
-    "agent-disabled": "Agent disabled: all its keys stopped working.",
-    "granted": "Grant saved.",
-    "grant-revoked": "Grant revoked.",
+    "connection-revoked": ("connections", "Connection revoked: its tokens are gone and its grants stop working."),
+    "key-revoked": ("agents", "Key revoked: it stopped working at once."),
+    "agent-disabled": ("agents", "Agent disabled: all its keys stopped working."),
+    "granted": ("agents", "Grant saved: the agent sees the scope's tools on its next request."),
+    "grant-revoked": ("agents", "Grant revoked: its tools are gone from the agent's next request."),
 }
 
 
@@ -132,9 +132,7 @@ def _secure_cookie(hub: Hub) -> bool:
 async def dashboard(
     request: Request, hub: HubDep, session_token: SessionToken, connected: str | None = None, done: str = ""
 ) -> Response:
-    return await _show(
-        request, hub, session_token, section=None, notice=_DONE.get(done), connected=connected
-    )
+    return await _show(request, hub, session_token, section=None, notice=_DONE.get(done), connected=connected)
 
 
 @router.get("/login")
@@ -169,9 +167,7 @@ async def login(request: Request, hub: HubDep, token: str = "") -> Response:
 async def logout(hub: HubDep, session_token: SessionToken) -> Response:
     await hub.db.run(lambda s: end_session(s, session_token))
     response = html("signin.html", 200, csrf=None, problem=None, signed_out=True)
-    response.delete_cookie(
-        SESSION_COOKIE, path="/", secure=_secure_cookie(hub), httponly=True, samesite="lax"
-    )
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=_secure_cookie(hub), httponly=True, samesite="lax")
     return response
 
 
@@ -196,9 +192,7 @@ async def connect(
         url = await hub.oauth.begin(provider=provider, name=name.strip(), scopes=scopes)
     except SwitchboardError as exc:
         form = {"provider": provider, "name": name, "scopes": picked}
-        return await _failed(
-            request, hub, session_token, exc, section="connections", form_id="connect-form", form=form
-        )
+        return await _failed(request, hub, session_token, exc, section="connections", form_id="connect-form", form=form)
     if is_htmx(request):
         return Response(status_code=204, headers={"HX-Redirect": url})
     return RedirectResponse(url, status_code=303)
@@ -230,9 +224,7 @@ async def create_agent(
 ) -> Response:
     name = name.strip()
     try:
-        key = await hub.db.run(
-            lambda s: agent_service.create_agent(s, name=name, description=description.strip())[1]
-        )
+        key = await hub.db.run(lambda s: agent_service.create_agent(s, name=name, description=description.strip())[1])
     except SwitchboardError as exc:
         form = {"name": name, "description": description}
         return await _failed(request, hub, session_token, exc, section="agents", form_id="create-agent", form=form)
@@ -265,9 +257,7 @@ async def create_key(
     try:
         expires_at = _expiry(expires_on)
         key = await hub.db.run(
-            lambda s: agent_service.create_key(
-                s, agent=agent_service.get_agent(s, name=name), expires_at=expires_at
-            )
+            lambda s: agent_service.create_key(s, agent=agent_service.get_agent(s, name=name), expires_at=expires_at)
         )
     except SwitchboardError as exc:
         return await _failed(request, hub, session_token, exc, section="agents", form_id=f"agent-{name}")
@@ -290,9 +280,7 @@ async def revoke_key(request: Request, name: str, key_id: int, hub: HubDep, sess
 @router.post("/agents/{name}/disable")
 async def disable_agent(request: Request, name: str, hub: HubDep, session_token: SessionToken) -> Response:
     try:
-        await hub.db.run(
-            lambda s: agent_service.disable_agent(s, agent=agent_service.get_agent(s, name=name))
-        )
+        await hub.db.run(lambda s: agent_service.disable_agent(s, agent=agent_service.get_agent(s, name=name)))
     except SwitchboardError as exc:
         return await _failed(request, hub, session_token, exc, section="agents", form_id=f"agent-{name}")
     await hub.changed()

@@ -97,7 +97,7 @@ _ENV = Environment(
     lstrip_blocks=True,
 )
 _ENV.filters.update(when=_when, iso=_iso, pretty_json=_pretty_json)
-_ENV.globals.update(asset=_asset_url)
+_ENV.globals.update(asset=_asset_url, now=lambda: datetime.now(UTC))
 
 
 def render(template: str, **context: Any) -> str:
@@ -155,7 +155,7 @@ def _error_response(request: Request, exc: SwitchboardError) -> Response:
             notice=None,
         )
     if isinstance(exc, Unauthenticated):
-        return html("signin.html", 401, csrf=None, problem=None)
+        return html("signin.html", 401, csrf=None, problem=None, signed_out=False)
     return html("message.html", exc.status, csrf=None, title=exc.title, message=exc.detail)
 
 
@@ -171,9 +171,7 @@ class PageRoute(APIRoute):
             except SwitchboardError as exc:
                 response = _error_response(request, exc)
             except RequestValidationError:
-                response = _error_response(
-                    request, InvalidArguments("a form field is missing, malformed or too long")
-                )
+                response = _error_response(request, InvalidArguments("a form field is missing, malformed or too long"))
             response.headers.update(_security_headers(request.app.state.hub))
             response.headers.setdefault("Cache-Control", "no-store")
             return response

@@ -9,13 +9,14 @@ from sqlalchemy.orm import Session
 from hub import agents as agent_service
 from hub.api.deps import AdminDep, HubDep
 from hub.audit import latest, verify
-from hub.connections import list_connections, revoke_connection
+from hub.connections import connect_with_api_key, list_connections, revoke_connection
 from hub.errors import NotFound
 from hub.models import Agent, Grant
 from hub.schemas import (
     AgentCreate,
     AgentCreated,
     AgentRead,
+    ApiKeyConnect,
     ConnectionRead,
     GrantCreate,
     GrantRead,
@@ -74,6 +75,24 @@ async def revoke_key(name: str, key_id: int, _: AdminDep, hub: HubDep) -> None:
 @router.get("/connections")
 async def connections(_: AdminDep, hub: HubDep) -> list[ConnectionRead]:
     return await hub.db.run(lambda s: [ConnectionRead.of(c) for c in list_connections(s)])
+
+
+@router.post("/connections", status_code=status.HTTP_201_CREATED, summary="Connect with a pasted API key")
+async def connect_api_key(body: ApiKeyConnect, _: AdminDep, hub: HubDep) -> ConnectionRead:
+    connection = await hub.db.run(
+        lambda s: ConnectionRead.of(
+            connect_with_api_key(
+                s,
+                hub.vault,
+                provider=body.provider,
+                name=body.name,
+                api_key=body.api_key.get_secret_value(),
+                scopes=body.scopes,
+            )
+        )
+    )
+    await hub.changed()
+    return connection
 
 
 @router.delete("/connections/{name}", status_code=status.HTTP_204_NO_CONTENT)
