@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 import mcp_types as types
 import orjson
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -104,4 +106,7 @@ class McpEndpoint:
                 await problem_response(exc.status, exc.problem(), exc.headers())(scope, receive, send)
                 return
             scope.setdefault("state", {})[_AGENT] = agent
+            # The SDK binds each MCP session to the `user` that opened it and answers 404 to anyone else,
+            # so one agent cannot post into, listen on or end another agent's session.
+            scope["user"] = AuthenticatedUser(AccessToken(token="", client_id=f"agent:{agent.id}", scopes=[]))
         await self.sessions.handle_request(scope, receive, send)
