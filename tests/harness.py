@@ -212,7 +212,9 @@ def run_hub(
 # --- Node peers: a real OAuth authorization server (oidc-provider) and the MCP Inspector CLI --------------
 
 NODE_MODULES = ROOT / ".tools" / "node" / "node_modules"
-INSPECTOR_CLI = NODE_MODULES / ".bin" / "mcp-inspector-cli"
+# The Inspector needs Node 22; `.ci/run` installs it with npm's `node@22` package beside the Inspector.
+INSPECTOR_BIN = ROOT / ".tools" / "inspector" / "node_modules" / ".bin"
+INSPECTOR_CLI = INSPECTOR_BIN / "mcp-inspector"
 
 
 @dataclass
