@@ -233,6 +233,11 @@ async def create_agent(
     return await _show(request, hub, session_token, section="agents", status=201, new_key=_NewKey(name, key))
 
 
+def _agent_form(name: str, exc: SwitchboardError) -> str:
+    # A message about one agent shows in that agent's box, unless the agent is not on the page at all.
+    return "agents" if isinstance(exc, NotFound) else f"agent-{name}"
+
+
 def _expiry(expires_on: str) -> datetime | None:
     if not expires_on.strip():
         return None
@@ -260,7 +265,7 @@ async def create_key(
             lambda s: agent_service.create_key(s, agent=agent_service.get_agent(s, name=name), expires_at=expires_at)
         )
     except SwitchboardError as exc:
-        return await _failed(request, hub, session_token, exc, section="agents", form_id=f"agent-{name}")
+        return await _failed(request, hub, session_token, exc, section="agents", form_id=_agent_form(name, exc))
     await hub.changed()
     return await _show(request, hub, session_token, section="agents", status=201, new_key=_NewKey(name, key))
 
@@ -272,7 +277,7 @@ async def revoke_key(request: Request, name: str, key_id: int, hub: HubDep, sess
             lambda s: agent_service.revoke_key(s, agent=agent_service.get_agent(s, name=name), key_id=key_id)
         )
     except SwitchboardError as exc:
-        return await _failed(request, hub, session_token, exc, section="agents", form_id=f"agent-{name}")
+        return await _failed(request, hub, session_token, exc, section="agents", form_id=_agent_form(name, exc))
     await hub.changed()
     return await _succeeded(request, hub, session_token, section="agents", done="key-revoked")
 
@@ -282,7 +287,7 @@ async def disable_agent(request: Request, name: str, hub: HubDep, session_token:
     try:
         await hub.db.run(lambda s: agent_service.disable_agent(s, agent=agent_service.get_agent(s, name=name)))
     except SwitchboardError as exc:
-        return await _failed(request, hub, session_token, exc, section="agents", form_id=f"agent-{name}")
+        return await _failed(request, hub, session_token, exc, section="agents", form_id=_agent_form(name, exc))
     await hub.changed()
     return await _succeeded(request, hub, session_token, section="agents", done="agent-disabled")
 
