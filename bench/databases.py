@@ -5,6 +5,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 
@@ -24,7 +25,7 @@ def database_url(kind: str, tmp: Path) -> Iterator[str]:
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield f"postgresql+psycopg://127.0.0.1:5432/{name}"
+        yield urlsplit(PG_ADMIN_URL)._replace(scheme="postgresql+psycopg", path=f"/{name}").geturl()
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

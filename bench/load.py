@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.cpu import cpu_seconds
+from bench.cpu import postgres_backends, total_cpu_seconds
 
 __all__ = ["RunSpec", "main"]
 
@@ -36,6 +36,7 @@ class RunSpec:
     warmup: int
     max_seconds: float
     pids: dict[str, int]  # role ("hop", "upstream") -> pid whose CPU this run is charged
+    postgres_database: str | None = None  # charge its backends too, as role "database"
 
 
 @dataclass
@@ -57,7 +58,9 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[max(0, math.ceil(q * len(sorted_values)) - 1)]
 
 
-async def _phase(session: aiohttp.ClientSession, spec: RunSpec, calls: int, deadline: float, tally: _Tally | None) -> int:
+async def _phase(
+    session: aiohttp.ClientSession, spec: RunSpec, calls: int, deadline: float, tally: _Tally | None
+) -> int:
     """Issue `calls` requests over `spec.concurrency` workers; returns how many were issued."""
     data = spec.body.encode() if spec.body is not None else None
     issued = 0
@@ -86,6 +89,21 @@ async def _phase(session: aiohttp.ClientSession, spec: RunSpec, calls: int, dead
     return issued
 
 
+def _charged(spec: RunSpec) -> dict[str, list[int]]:
+    """Role -> pids. Looked up after the warm-up, so the pool's database connections are open by then."""
+    roles = {role: [pid] for role, pid in spec.pids.items()}
+    if spec.postgres_database is not None:
+        roles["database"] = postgres_backends(spec.postgres_database)
+    return roles
+
+
+def _cpu_delta(before: dict[str, dict[int, float]], roles: dict[str, list[int]]) -> dict[str, float]:
+    after = {role: total_cpu_seconds(pids) for role, pids in roles.items()}
+    return {
+        role: sum(now - before[role][pid] for pid, now in after[role].items() if pid in before[role]) for role in roles
+    }
+
+
 async def run(spec: RunSpec) -> dict[str, Any]:
     connector = aiohttp.TCPConnector(limit=spec.concurrency, force_close=False)
     timeout = aiohttp.ClientTimeout(total=30)
@@ -95,12 +113,13 @@ async def run(spec: RunSpec) -> dict[str, Any]:
         warm = _Tally()
         await _phase(session, spec, spec.warmup, deadline, warm)
         tally = _Tally(errors=Counter({f"warm-up {k}": v for k, v in warm.errors.items()}), samples=warm.samples)
-        cpu_before = {role: cpu_seconds(pid) for role, pid in spec.pids.items()}
+        roles = _charged(spec)
+        cpu_before = {role: total_cpu_seconds(pids) for role, pids in roles.items()}
         client_before, wall_before = time.process_time(), time.perf_counter()
         issued = await _phase(session, spec, spec.calls, deadline, tally)
         seconds = time.perf_counter() - wall_before
         client_cpu = time.process_time() - client_before
-        cpu = {role: cpu_seconds(pid) - cpu_before[role] for role, pid in spec.pids.items()}
+        cpu = _cpu_delta(cpu_before, roles)
     latencies = sorted(tally.latencies)
     return {
         "issued": issued,

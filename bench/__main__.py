@@ -1,0 +1,115 @@
+"""`python -m bench`: tool calls through the hub, directly, and through a minimal proxy; prints the ratios.
+
+Every server is a real process on loopback; the load generator is a process of its own. Timings are
+whatever this machine measured in this run: compare the ratios, not the absolute numbers.
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import report
+from bench.databases import KINDS, database_url
+from bench.runner import Measurement, measure
+from bench.stack import Stack, running_stack
+
+__all__ = ["main"]
+
+_DEFAULT_CALLS = {1: 2000}  # any higher concurrency: 5000
+_WARMUP_MAX = 200
+
+
+def _ints(raw: str) -> list[int]:
+    values = [int(v) for v in raw.split(",") if v.strip()]
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("expected positive integers, comma-separated")
+    return values
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--calls",
+        type=_ints,
+        default=None,
+        metavar="N[,N...]",
+        help="measured calls per level: one number for every level, or one per level (default 2000 at c=1, 5000 above)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_ints,
+        default=[1, 32],
+        metavar="C[,C...]",
+        help="concurrent clients per level (default 1,32)",
+    )
+    parser.add_argument("--db", choices=KINDS, default="sqlite", help="the hub's database (default sqlite)")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=30.0,
+        help="stop any one run after this long, warm-up included (default 30)",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write every measurement here")
+    args = parser.parse_args(argv)
+    if args.calls is None:
+        args.calls = [_DEFAULT_CALLS.get(c, 5000) for c in args.concurrency]
+    elif len(args.calls) == 1:
+        args.calls = args.calls * len(args.concurrency)
+    elif len(args.calls) != len(args.concurrency):
+        parser.error("--calls takes one number, or one per --concurrency level")
+    return args
+
+
+def _warmup(calls: int, concurrency: int) -> int:
+    # Enough to open every keep-alive connection and load the hub's token and caches, never most of the run.
+    return min(_WARMUP_MAX, max(2 * concurrency, calls // 5))
+
+
+def _errors(measurements: list[Measurement]) -> list[str]:
+    lines = []
+    for m in measurements:
+        if m.errors:
+            lines.append(f"{m.mode} c={m.concurrency}: {m.errors}")
+            lines += [f"    {sample}" for sample in m.error_samples]
+    return lines
+
+
+def _measure_all(args: argparse.Namespace, stack: Stack) -> list[Measurement]:
+    # Modes interleave within each level, so a slow spell on a shared machine touches all three alike.
+    measurements = []
+    for concurrency, calls in zip(args.concurrency, args.calls, strict=True):
+        for target in stack.targets:
+            warmup = _warmup(calls, concurrency)
+            m = measure(target, concurrency=concurrency, calls=calls, warmup=warmup, max_seconds=args.max_seconds)
+            measurements.append(m)
+            print(f"  {m.mode:<6} c={concurrency:<3} {m.ok} calls in {m.seconds:.1f} s", flush=True)
+    if any(m.errors for m in measurements):
+        print(stack.log_tails())
+    return measurements
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    started = time.monotonic()
+    print(report.machine(args.db), flush=True)
+    with (
+        tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp,
+        database_url(args.db, Path(tmp)) as url,
+        running_stack(Path(tmp), url) as stack,
+    ):
+        measurements = _measure_all(args, stack)
+    print(f"\n{report.table(measurements)}\n\n{report.ratios(measurements)}")
+    errors = _errors(measurements)
+    if errors:
+        print("\nerrors:\n" + "\n".join(errors))
+    print(f"\n{time.monotonic() - started:.0f} s in all")
+    if args.json is not None:
+        args.json.write_text(json.dumps([m.as_dict() for m in measurements], indent=2))
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

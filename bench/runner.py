@@ -1,0 +1,79 @@
+"""One measured run: a load-generator process against one mode at one concurrency, and what it measured."""
+
+import json
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bench.load import RunSpec
+from bench.processes import ROOT
+from bench.stack import Target
+
+__all__ = ["Measurement", "measure"]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    mode: str
+    concurrency: int
+    requested: int
+    issued: int
+    ok: int
+    errors: dict[str, int]
+    error_samples: list[str]
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    cpu_seconds: dict[str, float]  # role ("hop", "upstream", "database") -> CPU seconds in the measured phase
+    client_cpu_seconds: float
+
+    @property
+    def calls_per_second(self) -> float:
+        return self.ok / self.seconds if self.seconds > 0 else 0.0
+
+    def cpu_ms_per_call(self, *roles: str) -> float | None:
+        """CPU of these server roles per successful call; None when this mode has none of them."""
+        present = [self.cpu_seconds[r] for r in roles if r in self.cpu_seconds]
+        if not present or not self.ok:
+            return None
+        return sum(present) * 1000 / self.ok
+
+    @property
+    def server_cpu_ms_per_call(self) -> float:
+        """Everything the servers spent per call: the hop in front (if any) plus the upstream."""
+        return sum(self.cpu_seconds.values()) * 1000 / self.ok if self.ok else 0.0
+
+    @property
+    def client_cpu_ms_per_call(self) -> float:
+        return self.client_cpu_seconds * 1000 / self.ok if self.ok else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def measure(target: Target, *, concurrency: int, calls: int, warmup: int, max_seconds: float) -> Measurement:
+    spec = RunSpec(
+        method=target.method,
+        url=target.url,
+        headers=target.headers,
+        body=target.body,
+        calls=calls,
+        concurrency=concurrency,
+        warmup=warmup,
+        max_seconds=max_seconds,
+        pids=target.pids,
+        postgres_database=target.postgres_database,
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.load"],
+        input=json.dumps(asdict(spec)),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=max_seconds + 60,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the load generator failed ({target.mode}, c={concurrency}):\n{done.stderr[-3000:]}")
+    return Measurement(mode=target.mode, concurrency=concurrency, requested=calls, **json.loads(done.stdout))

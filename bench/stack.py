@@ -1,0 +1,188 @@
+"""The servers under test, as real processes on loopback, and the three ways to make the measured call.
+
+One HubSpot sandbox is the upstream of every mode. The hub is connected to it over the real OAuth flow
+and an agent is granted crm.contacts.read; "direct" reuses the access token the sandbox issued to the hub;
+the proxy forwards with that same token. Every mode reads the same contact.
+"""
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+
+from bench.processes import Server, free_port
+from bench.upstream import TOOL, contact_path
+from hub.demo import approve_consent
+
+__all__ = ["Stack", "Target", "running_stack"]
+
+_CONNECTION, _AGENT, _SCOPE = "bench-hubspot", "bench-agent", "crm.contacts.read"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One mode's request, and the processes (by role) whose CPU a call in this mode costs."""
+
+    mode: str
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: str | None
+    pids: dict[str, int]
+    postgres_database: str | None = None
+
+
+@dataclass(frozen=True)
+class Stack:
+    targets: list[Target]
+    servers: list[Server]
+
+    def log_tails(self) -> str:
+        return "\n".join(f"--- {s.name} log (tail) ---\n{s.log_tail()}" for s in self.servers)
+
+
+def _server(name: str, args: list[str], env: dict[str, str], tmp: Path) -> Server:
+    port = free_port()
+    return Server(name, [*args, "--port", str(port)], env, tmp / f"{name}.log", f"http://127.0.0.1:{port}")
+
+
+def _clean_env() -> dict[str, str]:
+    # The hub is configured explicitly below; a developer's SWITCHBOARD_* settings must not leak in.
+    return {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
+
+
+def _start_sandbox(tmp: Path) -> tuple[Server, str, str]:
+    client_id, client_secret = "bench-hubspot", secrets.token_urlsafe(24)
+    env = {**_clean_env(), "SANDBOX_CLIENT_ID": client_id, "SANDBOX_CLIENT_SECRET": client_secret}
+    # A day-long token: no refresh lands inside a measured run.
+    sandbox = _server("sandbox", ["hub.sandbox", "hubspot", "--access-token-ttl", "86400"], env, tmp)
+    sandbox.start("/_control/stats")
+    return sandbox, client_id, client_secret
+
+
+def _start_hub(tmp: Path, database_url: str, sandbox: Server, client_id: str, client_secret: str) -> tuple[Server, str]:
+    admin_token = secrets.token_urlsafe(32)
+    env = {
+        **_clean_env(),
+        "SWITCHBOARD_DATABASE_URL": database_url,
+        "SWITCHBOARD_DATA_DIR": str(tmp / "hubdata"),
+        "SWITCHBOARD_ADMIN_TOKEN": admin_token,
+        "SWITCHBOARD_HUBSPOT_CLIENT_ID": client_id,
+        "SWITCHBOARD_HUBSPOT_CLIENT_SECRET": client_secret,
+        "SWITCHBOARD_HUBSPOT_AUTHORIZE_URL": f"{sandbox.url}/oauth/authorize",
+        "SWITCHBOARD_HUBSPOT_TOKEN_URL": f"{sandbox.url}/oauth/v1/token",
+        "SWITCHBOARD_HUBSPOT_API_BASE": sandbox.url,
+    }
+    hub = _server("hub", ["hub", "serve"], env, tmp)
+    hub.env["SWITCHBOARD_BASE_URL"] = hub.url  # OAuth redirects come back here
+    hub.start("/healthz")
+    return hub, admin_token
+
+
+def _connect_and_grant(hub: Server, admin_token: str) -> str:
+    """Connect the hub to the sandbox over OAuth and grant a new agent read access; returns its key."""
+    with httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=30) as admin:
+        start = admin.get("/connect/hubspot", params={"name": _CONNECTION, "scopes": _SCOPE})
+        if start.status_code != 302:
+            raise RuntimeError(f"/connect answered {start.status_code}: {start.text[:300]}")
+        with httpx.Client(timeout=30) as browser:
+            done = browser.get(approve_consent(browser, start.headers["location"]))
+            if done.status_code >= 400:
+                raise RuntimeError(f"the OAuth callback answered {done.status_code}: {done.text[:300]}")
+        created = admin.post("/admin/api/agents", json={"name": _AGENT})
+        created.raise_for_status()
+        granted = admin.post("/admin/api/grants", json={"agent": _AGENT, "connection": _CONNECTION, "scope": _SCOPE})
+        granted.raise_for_status()
+        key: str = created.json()["key"]
+        return key
+
+
+def _upstream_token_and_contact(sandbox: Server) -> tuple[str, str]:
+    """The access token the sandbox issued to the hub (its refresh token answers 401), and a seeded contact."""
+    tokens = httpx.get(f"{sandbox.url}/_control/issued-tokens").json()["tokens"]
+    for token in tokens:
+        found = httpx.post(
+            f"{sandbox.url}/crm/v3/objects/contacts/search",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"limit": 1},
+        )
+        if found.status_code == 200 and found.json()["results"]:
+            return token, str(found.json()["results"][0]["id"])
+    raise RuntimeError("no issued token can read contacts from the sandbox")
+
+
+def _postgres_database(database_url: str) -> str | None:
+    parts = urlsplit(database_url)
+    return parts.path.lstrip("/") if parts.scheme.startswith("postgresql") else None
+
+
+def _targets(
+    sandbox: Server, proxy: Server, hub: Server, token: str, key: str, contact_id: str, database_url: str
+) -> list[Target]:
+    call = orjson.dumps({"arguments": {"contact_id": contact_id}}).decode()
+    path = f"/v1/tools/{TOOL}/call"
+    return [
+        Target(
+            "direct",
+            "GET",
+            sandbox.url + contact_path(contact_id),
+            {"Authorization": f"Bearer {token}"},
+            None,
+            {"upstream": sandbox.pid},
+        ),
+        Target("proxy", "POST", proxy.url + path, {}, call, {"hop": proxy.pid, "upstream": sandbox.pid}),
+        Target(
+            "hub",
+            "POST",
+            hub.url + path,
+            {"Authorization": f"Bearer {key}"},
+            call,
+            {"hop": hub.pid, "upstream": sandbox.pid},
+            _postgres_database(database_url),
+        ),
+    ]
+
+
+def _probe(target: Target, contact_id: str) -> None:
+    """One call per mode before any load: each must answer 200 with the contact, or the comparison is void."""
+    response = httpx.request(target.method, target.url, headers=target.headers, content=target.body, timeout=30)
+    if response.status_code != 200:
+        raise RuntimeError(f"{target.mode} answered {response.status_code}: {response.text[:300]}")
+    body = response.json()
+    if body.get("result", body).get("id") != contact_id:
+        raise RuntimeError(f"{target.mode} returned another object: {response.text[:300]}")
+
+
+@contextmanager
+def running_stack(tmp: Path, database_url: str) -> Iterator[Stack]:
+    servers: list[Server] = []
+    try:
+        sandbox, client_id, client_secret = _start_sandbox(tmp)
+        servers.append(sandbox)
+        hub, admin_token = _start_hub(tmp, database_url, sandbox, client_id, client_secret)
+        servers.append(hub)
+        key = _connect_and_grant(hub, admin_token)
+        token, contact_id = _upstream_token_and_contact(sandbox)
+        proxy_env = {**_clean_env(), "BENCH_UPSTREAM": sandbox.url, "BENCH_UPSTREAM_TOKEN": token}
+        proxy = _server("proxy", ["bench.proxy"], proxy_env, tmp)
+        servers.append(proxy)
+        proxy.start("/healthz")
+        stack = Stack(_targets(sandbox, proxy, hub, token, key, contact_id, database_url), servers)
+        for target in stack.targets:
+            _probe(target, contact_id)
+    except Exception:
+        print(Stack([], servers).log_tails())
+        for server in reversed(servers):
+            server.stop()
+        raise
+    try:
+        yield stack
+    finally:
+        for server in reversed(servers):
+            server.stop()

@@ -1,0 +1,42 @@
+"""The benchmark runs end to end at tiny counts: every mode answers every call, and the ratios print.
+Timings are never asserted; they belong to the machine and the moment."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.load import percentile
+from tests.harness import ROOT
+
+CALLS, LEVELS = 20, (1, 4)
+
+
+def test_benchmark_completes_with_every_call_answered(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    levels = ",".join(map(str, LEVELS))
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--calls", str(CALLS), "--concurrency", levels, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    measurements = json.loads(out.read_text())
+    seen = {(m["mode"], m["concurrency"]) for m in measurements}
+    assert seen == {(mode, c) for mode in ("direct", "proxy", "hub") for c in LEVELS}
+    for m in measurements:
+        assert m["errors"] == {}, (m["mode"], m["concurrency"], m["error_samples"])
+        assert m["ok"] == CALLS, m
+    for c in LEVELS:
+        assert f"ratios at c={c}" in done.stdout
+    assert done.stdout.count("hub/direct  p50") == len(LEVELS)
+    assert done.stdout.count("hub/proxy   p50") == len(LEVELS)
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert (percentile(values, 0.5), percentile(values, 0.99), percentile(values, 1.0)) == (50.0, 99.0, 100.0)
+    assert percentile([7.0], 0.99) == 7.0
