@@ -11,17 +11,16 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 import anyio.to_thread
 import orjson
-from sqlalchemy import select
+from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.orm import Session
 
-from hub.db import Database, lock_row
+from hub.db import Database
 from hub.models import AuditHead, AuditRecord
 
 __all__ = ["AuditEntry", "AuditWriter", "args_digest", "export", "latest", "verify"]
@@ -55,12 +54,18 @@ def args_digest(key: bytes, arguments: Any) -> str:
     return hmac.new(key, canonical, hashlib.sha256).hexdigest()
 
 
+_FIELDS = tuple(f.name for f in fields(AuditEntry))
+
+
+def _values(entry: AuditEntry) -> dict[str, Any]:
+    # Not dataclasses.asdict: it deep-copies, and this runs for every call.
+    return {name: getattr(entry, name) for name in _FIELDS}
+
+
 def _chain_hash(prev_hash: str, seq: int, entry: AuditEntry) -> str:
-    fields = asdict(entry)
-    fields["ts"] = entry.ts.isoformat()
-    fields["seq"] = seq
-    fields["prev_hash"] = prev_hash
-    return hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    hashed = _values(entry)
+    hashed.update(ts=entry.ts.isoformat(), seq=seq, prev_hash=prev_hash)
+    return hashlib.sha256(orjson.dumps(hashed, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def _entry(record: AuditRecord) -> AuditEntry:
@@ -78,17 +83,31 @@ def _entry(record: AuditRecord) -> AuditEntry:
     )
 
 
-def _append(session: Session, *, entries: list[AuditEntry]) -> None:
-    lock_row(session, "audit_head", 1)
-    head = session.get(AuditHead, 1, populate_existing=True)
-    assert head is not None, "the initial migration seeds the audit head"
-    seq, prev = head.seq, head.hash
+_LOCK_HEAD = (
+    update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq).returning(AuditHead.seq, AuditHead.hash)
+)
+
+
+def _append(entries: list[AuditEntry], connection: Connection) -> None:
+    """Append a batch in one transaction with SQLAlchemy Core: three statements, however many records.
+
+    The no-op UPDATE … RETURNING locks the head row (PostgreSQL) or takes the write lock (SQLite) and
+    reads it in one round trip, so concurrent writers in other processes chain after this batch.
+    """
+    seq, prev = connection.execute(_LOCK_HEAD).one()
+    rows = []
     for entry in entries:
         seq += 1
         digest = _chain_hash(prev, seq, entry)
-        session.add(AuditRecord(seq=seq, prev_hash=prev, hash=digest, **asdict(entry)))
+        rows.append({**_values(entry), "seq": seq, "prev_hash": prev, "hash": digest})
         prev = digest
-    head.seq, head.hash = seq, prev
+    connection.execute(insert(AuditRecord), rows)
+    connection.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev))
+
+
+def _write(engine: Engine, entries: list[AuditEntry]) -> None:
+    with engine.begin() as connection:
+        _append(entries, connection)
 
 
 class AuditWriter:
@@ -120,7 +139,7 @@ class AuditWriter:
                 batch.append(self._queue.get_nowait())
             entries = [entry for entry, _ in batch]
             try:
-                await anyio.to_thread.run_sync(self._db.run_sync, partial(_append, entries=entries))
+                await anyio.to_thread.run_sync(_write, self._db.engine, entries)
             except Exception as exc:
                 log.error("audit write of %d records failed: %s", len(batch), type(exc).__name__)
                 for _, future in batch:
@@ -149,7 +168,7 @@ def verify(session: Session) -> tuple[bool, int, str]:
 
 
 def _row(record: AuditRecord) -> dict[str, Any]:
-    row = asdict(_entry(record))
+    row = _values(_entry(record))
     row.update(seq=record.seq, ts=record.ts.isoformat(), prev_hash=record.prev_hash, hash=record.hash)
     return row
 

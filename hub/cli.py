@@ -17,6 +17,7 @@ from hub.errors import SwitchboardError
 from hub.logs import configure_logging
 from hub.models import AdminCredential, Agent
 from hub.settings import Settings
+from hub.vault import VaultError
 
 # No pretty tracebacks: they print local variables, which may hold secrets.
 app = typer.Typer(
@@ -79,7 +80,20 @@ def _serve(settings: Settings, host: str, port: int, *, announce_link: bool) -> 
             flush=True,
         )
     db.dispose()
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, proxy_headers=True, server_header=False)
+    try:
+        app = create_app(settings)
+    except VaultError as exc:
+        typer.echo(f"error: the master keys cannot open this hub's secrets ({exc}); check SWITCHBOARD_MASTER_KEYS", err=True)
+        raise typer.Exit(2) from None
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        proxy_headers=True,
+        server_header=False,
+        access_log=settings.access_log,
+    )
 
 
 @app.command()

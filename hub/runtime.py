@@ -1,6 +1,7 @@
 """The hub's parts wired together for one process: database, vault, policy cache, tokens, audit, calls."""
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 import base64
 import logging
 import secrets
@@ -74,6 +75,11 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        # Provider SDKs that are synchronous run in the loop's default executor (asyncio.to_thread); its
+        # default size (cores + 4) would cap concurrent provider calls far below what the pools allow.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=self.settings.provider_threads, thread_name_prefix="provider")
+        )
         await self.policy.reload()
         self.audit.start()
         self._tasks = [

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     redis_url: str | None = None
     log_level: str = "INFO"
+    access_log: bool = Field(default=False, description="Log every HTTP request (the audit log records every call).")
+    provider_threads: int = Field(default=64, ge=4, le=1024, description="Threads for synchronous provider SDKs.")
 
     provider_timeout: float = Field(default=20.0, gt=0, description="Seconds a provider call may take.")
     refresh_margin: float = Field(default=300.0, ge=0, description="Refresh tokens this long before expiry.")

@@ -1,6 +1,8 @@
 """The CLI against a running hub, master-key rotation with the hub serving, and a dead grant ending in
 `needs_reauth` rather than a refresh loop."""
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -110,3 +112,12 @@ def test_a_dead_grant_ends_in_needs_reauth_not_a_loop(hub: Hub, hubspot: Sandbox
         # Reconnecting brings it back, grants intact.
         assert hub.connect("hubspot", "crm", "crm.contacts.read").status_code == 303
         assert _eventually(lambda: _search(agent).status_code == 200)
+
+
+def test_serve_refuses_master_keys_that_cannot_open_its_secrets(hub: Hub) -> None:
+    wrong = {**hub.env, "SWITCHBOARD_MASTER_KEYS": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}
+    result = subprocess.run(
+        [sys.executable, "-m", "hub", "serve", "--port", "1"], env=wrong, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "check SWITCHBOARD_MASTER_KEYS" in result.stderr and "Traceback" not in result.stderr

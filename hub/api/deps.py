@@ -1,4 +1,8 @@
-"""Request dependencies: the hub, the calling agent, the calling admin."""
+"""Request dependencies: the hub, the calling agent, the calling admin.
+
+All `async def`: FastAPI runs a plain `def` dependency in a worker thread, a hop the hot path cannot afford
+for what are in-memory lookups.
+"""
 
 from dataclasses import dataclass
 from functools import partial
@@ -18,7 +22,7 @@ __all__ = ["AdminDep", "AdminPrincipal", "AgentDep", "HubDep", "agent_from_autho
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
-def get_hub(request: Request) -> Hub:
+async def get_hub(request: Request) -> Hub:
     hub: Hub = request.app.state.hub
     return hub
 
@@ -44,7 +48,7 @@ def agent_from_authorization(hub: Hub, authorization: str | None) -> AgentPrinci
     return agent
 
 
-def current_agent(request: Request, hub: HubDep) -> AgentPrincipal:
+async def current_agent(request: Request, hub: HubDep) -> AgentPrincipal:
     return agent_from_authorization(hub, request.headers.get("authorization"))
 
 
