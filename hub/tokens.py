@@ -8,6 +8,7 @@ refresh token is committed before the new access token is used.
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ import anyio.to_thread
 import httpx2
 from authlib.integrations.base_client import OAuthError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from connectors import CONNECTORS
 from connectors.base import ProviderClient
@@ -77,7 +79,7 @@ class TokenManager:
         self._live: dict[int, _Live] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         # Set when a refresh changed a connection's status, so the hub reloads its policy snapshot.
-        self.on_status_change: Any = None
+        self.on_status_change: Callable[[], Awaitable[None]] | None = None
 
     async def client(self, conn: ConnectionInfo) -> tuple[ProviderClient, int]:
         """A ready provider client for `conn`, refreshing first if its token is about to expire."""
@@ -123,7 +125,7 @@ class TokenManager:
             asyncio.get_running_loop().call_later(self._settings.provider_timeout + 5, old.client.close)
         return live
 
-    def _read(self, session: Any, connection_id: int) -> _Fresh:
+    def _read(self, session: Session, connection_id: int) -> _Fresh:
         row = session.get(Connection, connection_id, populate_existing=True)
         if row is None or row.status != "active" or not row.access_token_enc:
             raise ConnectionNeedsReauth(f"connection {row.name if row else connection_id!r} must be reconnected")
@@ -139,7 +141,7 @@ class TokenManager:
             raise outcome
         return outcome
 
-    def _refresh_row(self, session: Any, connection_id: int, stale_version: int) -> "_Fresh | SwitchboardError":
+    def _refresh_row(self, session: Session, connection_id: int, stale_version: int) -> "_Fresh | SwitchboardError":
         row = session.get(Connection, connection_id, populate_existing=True)
         if row is None or row.status != "active":
             return ConnectionNeedsReauth(f"connection {connection_id} must be reconnected")
@@ -189,7 +191,7 @@ class TokenManager:
         return error
 
     @staticmethod
-    def _dead(session: Any, row: Connection, why: str) -> SwitchboardError:
+    def _dead(session: Session, row: Connection, why: str) -> SwitchboardError:
         row.status = "needs_reauth"
         row.last_error = why
         bump_revision(session)
