@@ -17,6 +17,7 @@ SCOPES: Final = MappingProxyType(
         "crm.deals.read": "Read CRM deals, pipelines and stages",
         "crm.deals.write": "Create and update CRM deals",
         "crm.notes.write": "Create notes on CRM records",
+        "crm.owners.read": "Read CRM owners: the users records are assigned to, with names and emails",
         "storage.files.read": "List and read stored files",
         "storage.files.write": "Upload, create and move stored files",
         "messaging.email.read": "Search and read email",
@@ -24,10 +25,12 @@ SCOPES: Final = MappingProxyType(
         "messaging.chat.read": "Read chat channels and messages",
         "messaging.chat.send": "Post chat messages",
         "payments.customers.read": "Read payment customers",
+        "payments.customers.write": "Create payment customers",
         "payments.charges.read": "Read charges and payment intents",
         "payments.refunds.write": "Create refunds",
         "payments.invoices.read": "Read invoices",
         "payments.invoices.write": "Create, finalize and send invoices",
+        "payments.links.write": "Create payment links (hosted checkout pages that take payments)",
     }
 )
 

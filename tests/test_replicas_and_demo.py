@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 
+from connectors import CONNECTORS
 from tests.harness import Process, Sandbox, free_port, run_hub
 
 
@@ -45,7 +46,7 @@ def test_demo_serves_a_connected_sandbox_and_a_working_agent(tmp_path: Path) -> 
     demo.start()
     try:
         demo.wait_for(f"http://127.0.0.1:{port}/healthz")
-        for _ in range(100):
+        for _ in range(300):
             output = demo.log_path.read_text()
             if "Agent key for demo-agent" in output or "demo set-up failed" in output:
                 break
@@ -55,8 +56,10 @@ def test_demo_serves_a_connected_sandbox_and_a_working_agent(tmp_path: Path) -> 
         assert "/admin/login?token=sbl_" in output
         key = next(line for line in reversed(lines) if line.startswith("sbk_"))
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}) as agent:
-            names = [t["name"] for t in agent.get("/v1/tools").json()["tools"]]
-            assert names == ["hubspot_contacts_get", "hubspot_contacts_search"]
+            tools = agent.get("/v1/tools").json()["tools"]
+            # Every sandbox provider is connected, and the demo agent may only read.
+            assert {c for t in tools for c in t["connections"]} == {f"{p}-demo" for p in CONNECTORS}
+            assert all(scope.endswith(".read") for t in tools for scope in t["scopes"])
             found = agent.post("/v1/tools/hubspot_contacts_search/call", json={"arguments": {"query": "ada"}})
             assert found.status_code == 200 and found.json()["result"]["contacts"]
             assert httpx.get(f"http://127.0.0.1:{port}/readyz").json() == {"status": "ready"}

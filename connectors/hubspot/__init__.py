@@ -1,10 +1,10 @@
 """HubSpot CRM."""
 
-from connectors.base import Connector, collect_tools
-from connectors.hubspot import tools
+from connectors.base import Connector
 from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.manifest import MANIFEST
+from connectors.hubspot.tools import TOOLS
 
-CONNECTOR = Connector(manifest=MANIFEST, make_client=HubSpotClient, tools=collect_tools(tools))
+CONNECTOR = Connector(manifest=MANIFEST, make_client=HubSpotClient, tools=TOOLS)
 
 __all__ = ["CONNECTOR"]

@@ -5,8 +5,17 @@ One module per provider (`hub.sandbox.hubspot`, …), each exposing an ASGI app 
 """
 
 from hub.sandbox._common import Sandbox, SandboxFactory
+from hub.sandbox.google import GoogleSandbox
 from hub.sandbox.hubspot import HubSpotSandbox
+from hub.sandbox.slack import SlackSandbox
+from hub.sandbox.stripe import StripeSandbox
 
 __all__ = ["SANDBOXES", "Sandbox", "SandboxFactory"]
 
-SANDBOXES: dict[str, SandboxFactory] = {"hubspot": HubSpotSandbox}
+SANDBOXES: dict[str, SandboxFactory] = {
+    "hubspot": HubSpotSandbox,
+    "slack": SlackSandbox,
+    "google_drive": GoogleSandbox,
+    "gmail": GoogleSandbox,
+    "stripe": StripeSandbox,
+}

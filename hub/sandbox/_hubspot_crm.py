@@ -1,4 +1,5 @@
-"""HubSpot CRM v3 objects (contacts, companies, deals) kept in memory: validation, paging and search.
+"""HubSpot CRM v3 objects (contacts, companies, deals, notes) kept in memory: validation, associations,
+paging and search.
 
 Pure data, no HTTP: the caller holds the sandbox's lock and turns `CrmError` into HubSpot's error body.
 """
@@ -14,7 +15,8 @@ from typing import Any
 
 import orjson
 
-from hub.sandbox._hubspot_schema import SCHEMAS, SEED
+from hub.sandbox._hubspot_links import LinkError, Links
+from hub.sandbox._hubspot_schema import OWNERS, PIPELINES, SCHEMAS, SEED, SEED_ASSOCIATIONS
 
 __all__ = ["OBJECT_TYPES", "CrmError", "CrmStore"]
 
@@ -46,6 +48,8 @@ _OPERATORS = frozenset(
     }
 )
 _TOKEN_SPLIT = re.compile(r"[\s@,;:/]+")
+_OWNER_IDS = frozenset(o["id"] for o in OWNERS if not o["archived"])
+_STAGES = {p["id"]: [s["id"] for s in p["stages"]] for p in PIPELINES["deals"]}
 
 
 @dataclass(slots=True)
@@ -138,6 +142,7 @@ class CrmStore:
         self._objects: dict[str, dict[str, _Record]] = {t: {} for t in SCHEMAS}
         self._order: dict[str, list[int]] = {t: [] for t in SCHEMAS}  # ids ascending, for `after` paging
         self._emails: dict[str, str] = {}  # live contact email (lowercased) -> id; HubSpot keeps it unique
+        self._links = Links()
         self._ids = itertools.count(1001)
         if seed:
             _seed(self)
@@ -152,8 +157,10 @@ class CrmStore:
         properties: list[str],
         archived: bool = False,
         id_property: str | None = None,
+        associations: Sequence[str] = (),
     ) -> dict[str, Any]:
-        return self._render(object_type, self._find(object_type, object_id, archived, id_property), properties)
+        record = self._find(object_type, object_id, archived, id_property)
+        return self._render(object_type, record, properties, associations)
 
     def page(
         self,
@@ -163,6 +170,7 @@ class CrmStore:
         after: str | None,
         properties: list[str],
         archived: bool = False,
+        associations: Sequence[str] = (),
     ) -> dict[str, Any]:
         """A page in id order; `after` is the id to resume from, as in HubSpot's list endpoints."""
         order, objects = self._order[object_type], self._objects[object_type]
@@ -174,7 +182,7 @@ class CrmStore:
                 continue
             if len(results) == limit:
                 return {"results": results, "paging": {"next": {"after": str(object_id)}}}
-            results.append(self._render(object_type, record, properties))
+            results.append(self._render(object_type, record, properties, associations))
         return {"results": results}
 
     def search(self, object_type: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -204,8 +212,14 @@ class CrmStore:
 
     def create(self, object_type: str, body: Any) -> dict[str, Any]:
         props = self._validated(object_type, body, record_id=None)
+        try:
+            links = self._links.parse(object_type, body.get("associations"), self._live)
+        except LinkError as exc:
+            raise CrmError(400, "VALIDATION_ERROR", str(exc)) from None
         now = _iso(datetime.now(UTC))
         record = self._insert(object_type, props, now)
+        for target, type_id in links:
+            self._links.add(object_type, record.id, target, type_id)
         return self._render(object_type, record, [*props, *sorted(SCHEMAS[object_type].readonly)])
 
     def update(self, object_type: str, object_id: str, body: Any, *, id_property: str | None = None) -> dict[str, Any]:
@@ -238,7 +252,8 @@ class CrmStore:
     def _insert(self, object_type: str, props: dict[str, str], now: str) -> _Record:
         object_id = next(self._ids)
         record = _Record(str(object_id), {k: v for k, v in props.items() if v}, now, now)
-        record.properties.update({"hs_object_id": record.id, "createdate": now, SCHEMAS[object_type].modified: now})
+        schema = SCHEMAS[object_type]
+        record.properties.update({"hs_object_id": record.id, schema.created: now, schema.modified: now})
         self._objects[object_type][record.id] = record
         self._order[object_type].append(object_id)
         if object_type == "contacts" and props.get("email"):
@@ -280,8 +295,21 @@ class CrmStore:
                 )
             elif name == "email" and value and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
                 problems.append(_invalid(name, "INVALID_EMAIL", f"Email address {value} is invalid"))
+            elif name in schema.dates and value and _number(value) is None:
+                message = f"{value} is not a valid date or epoch millisecond value"
+                problems.append(_invalid(name, "INVALID_DATE", message))
+            elif name == "hubspot_owner_id" and value and value not in _OWNER_IDS:
+                problems.append(_invalid(name, "INVALID_OWNER_ID", f"{value} is not a valid owner id"))
             else:
                 out[name] = value
+        if record_id is None:
+            problems += [
+                _invalid(n, "REQUIRED_FIELD", f"{n} is required") for n in sorted(schema.required) if not out.get(n)
+            ]
+        if object_type == "deals" and not problems:
+            problems += self._stage_problems(out, record_id)
+            if record_id is None and out.get("dealstage") and not out.get("pipeline"):
+                out["pipeline"] = "default"  # HubSpot puts a deal created without one in the default pipeline
         if problems:
             message = "Property values were not valid: " + orjson.dumps(problems).decode()
             raise CrmError(400, "VALIDATION_ERROR", message)
@@ -290,7 +318,24 @@ class CrmStore:
             raise CrmError(409, "CONFLICT", f"Contact already exists. Existing ID: {existing}")
         return out
 
-    def _render(self, object_type: str, record: _Record, names: Sequence[str]) -> dict[str, Any]:
+    def _stage_problems(self, props: Mapping[str, str], record_id: str | None) -> list[dict[str, Any]]:
+        """A deal's stage must belong to its pipeline (HubSpot's default pipeline when none is set)."""
+        current = self._objects["deals"][record_id].properties if record_id else {}
+        pipeline = props.get("pipeline") or current.get("pipeline") or "default"
+        stage = props.get("dealstage") or current.get("dealstage")
+        if not stage or stage in _STAGES[pipeline]:
+            return []
+        allowed = ", ".join(_STAGES[pipeline])
+        message = f"{stage} was not one of the allowed options for pipeline {pipeline}: [{allowed}]"
+        return [_invalid("dealstage", "INVALID_OPTION", message)]
+
+    def _live(self, object_type: str, object_id: str) -> bool:
+        record = self._objects[object_type].get(object_id)
+        return record is not None and record.archived_at is None
+
+    def _render(
+        self, object_type: str, record: _Record, names: Sequence[str], associations: Sequence[str] = ()
+    ) -> dict[str, Any]:
         schema, props = SCHEMAS[object_type], record.properties
         wanted = names or schema.defaults
         # Known-but-unset properties come back as null; names HubSpot does not know are left out.
@@ -304,6 +349,9 @@ class CrmStore:
         }
         if record.archived_at is not None:
             out["archivedAt"] = record.archived_at
+        wanted_links = [t for t in associations if t in SCHEMAS]  # HubSpot ignores types it does not know
+        if wanted_links and (links := self._links.render(object_type, record.id, wanted_links, self._live)):
+            out["associations"] = links
         return out
 
 
@@ -372,7 +420,10 @@ def _sorts(raw: Any) -> list[tuple[str, bool]]:
 
 def _seed(store: CrmStore) -> None:
     moment = datetime(2024, 5, 6, 9, 30, tzinfo=UTC)  # fixed, so demo output is reproducible
+    ids: dict[str, list[str]] = {}
     for object_type, rows in SEED.items():
         for row in rows:
             moment += timedelta(hours=7, minutes=13)
-            store._insert(object_type, dict(row), _iso(moment))
+            ids.setdefault(object_type, []).append(store._insert(object_type, dict(row), _iso(moment)).id)
+    for from_type, one, to_type, other, type_id in SEED_ASSOCIATIONS:
+        store._links.add(from_type, ids[from_type][one], ids[to_type][other], type_id)

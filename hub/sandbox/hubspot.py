@@ -1,4 +1,5 @@
-"""A small, stateful, in-memory HubSpot: OAuth 2.0 plus the CRM v3 objects API for contacts, companies, deals.
+"""A small, stateful, in-memory HubSpot: OAuth 2.0, the CRM v3 objects API for contacts, companies, deals and
+notes (with associations), deal pipelines and owners.
 
 The hub mounts `HubSpotSandbox(...).app` at `/sandbox/hubspot` in demo mode; tests serve it alone. It is also
 the "fast local upstream" of the benchmarks, so requests take plain Starlette routes, orjson and one lock.
@@ -20,6 +21,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hub.sandbox._common import SandboxStats, json_response, route_path
+from hub.sandbox._hubspot_account import owners_page, pipelines
 from hub.sandbox._hubspot_crm import OBJECT_TYPES, CrmError, CrmStore
 from hub.sandbox._hubspot_oauth import OAuthServer
 
@@ -51,9 +53,20 @@ async def _crm_error_handler(request: Request, exc: Exception) -> Response:
     return _error(exc)
 
 
-def _properties(request: Request) -> list[str]:
+def _listed(request: Request, name: str) -> list[str]:
     # The SDK repeats the parameter (`properties=a&properties=b`); curl users write `properties=a,b`.
-    return [p for raw in request.query_params.getlist("properties") for p in raw.split(",") if p]
+    return [p for raw in request.query_params.getlist(name) for p in raw.split(",") if p]
+
+
+def _properties(request: Request) -> list[str]:
+    return _listed(request, "properties")
+
+
+def _limit(request: Request, default: int) -> int:
+    raw = request.query_params.get("limit", str(default))
+    if not raw.isdigit() or int(raw) < 1:
+        raise CrmError(400, "VALIDATION_ERROR", f"limit must be a positive integer, got {raw!r}")
+    return int(raw)
 
 
 def _flag(request: Request, name: str) -> bool:
@@ -112,6 +125,10 @@ class HubSpotSandbox:
         self.app = Starlette(
             routes=[
                 *self._oauth.routes(),
+                Route("/crm/v3/pipelines/{object_type}", self._pipelines, methods=["GET"]),
+                # The SDK calls `/crm/v3/owners/`; HubSpot answers both spellings.
+                Route("/crm/v3/owners/", self._owners, methods=["GET"]),
+                Route("/crm/v3/owners", self._owners, methods=["GET"]),
                 Route(objects, self._list, methods=["GET"]),
                 Route(objects, self._create, methods=["POST"]),
                 Route(objects + "/search", self._search, methods=["POST"]),
@@ -165,16 +182,26 @@ class HubSpotSandbox:
         return json_response(body, 429, headers)
 
     def _guard(self, request: Request, *, write: bool) -> str:
-        """Authenticate and check the scope; HubSpot checks in this order (401, then 403)."""
+        """Authenticate, then check the object type and the scope; HubSpot answers 401 before 403."""
+        scopes = self._authenticate(request)
+        object_type: str = request.path_params["object_type"]
+        if object_type not in OBJECT_TYPES:
+            raise CrmError(400, "VALIDATION_ERROR", f"Unable to infer object type from: {object_type}")
+        # HubSpot has no notes scope: its notes (and other activities) API takes the contacts scopes.
+        governed_by = "contacts" if object_type == "notes" else object_type
+        self._require(scopes, f"crm.objects.{governed_by}.{'write' if write else 'read'}")
+        return object_type
+
+    def _authenticate(self, request: Request) -> frozenset[str]:
         scopes = self._oauth.authenticate(request.headers.get("authorization"))
         if scopes == "missing":
             raise CrmError(401, "INVALID_AUTHENTICATION", _AUTH_MESSAGE)
         if scopes == "expired":
             raise CrmError(401, "EXPIRED_AUTHENTICATION", "The OAuth token used to make this call expired.")
-        object_type: str = request.path_params["object_type"]
-        if object_type not in OBJECT_TYPES:
-            raise CrmError(400, "VALIDATION_ERROR", f"Unable to infer object type from: {object_type}")
-        needed = f"crm.objects.{object_type}.{'write' if write else 'read'}"
+        return scopes
+
+    @staticmethod
+    def _require(scopes: frozenset[str], needed: str) -> None:
         if needed not in scopes:
             raise CrmError(
                 403,
@@ -188,23 +215,21 @@ class HubSpotSandbox:
                 ],
                 links={"scopes": "https://developers.hubspot.com/scopes"},
             )
-        return object_type
 
     # -- CRM v3 objects ------------------------------------------------------------------------------------
 
     async def _list(self, request: Request) -> Response:
         object_type = self._guard(request, write=False)
-        raw = request.query_params.get("limit", "10")
-        if not raw.isdigit() or int(raw) < 1:
-            raise CrmError(400, "VALIDATION_ERROR", f"limit must be a positive integer, got {raw!r}")
+        limit = _limit(request, 10)
         after = request.query_params.get("after")
         with self._lock:
             page = self._store.page(
                 object_type,
-                limit=min(int(raw), 100),
+                limit=min(limit, 100),
                 after=after,
                 properties=_properties(request),
                 archived=_flag(request, "archived"),
+                associations=_listed(request, "associations"),
             )
         if "paging" in page:
             page["paging"]["next"]["link"] = str(
@@ -235,6 +260,7 @@ class HubSpotSandbox:
                 properties=_properties(request),
                 archived=_flag(request, "archived"),
                 id_property=request.query_params.get("idProperty"),
+                associations=_listed(request, "associations"),
             )
         return json_response(found)
 
@@ -255,6 +281,29 @@ class HubSpotSandbox:
         with self._lock:
             self._store.archive(object_type, request.path_params["object_id"])
         return Response(status_code=204)
+
+    # -- account settings: pipelines and owners --------------------------------------------------------------
+
+    async def _pipelines(self, request: Request) -> Response:
+        scopes = self._authenticate(request)
+        object_type: str = request.path_params["object_type"]
+        if object_type == "deals":  # each object's pipelines take that object's scope
+            self._require(scopes, "crm.objects.deals.read")
+        return json_response(pipelines(object_type))
+
+    async def _owners(self, request: Request) -> Response:
+        self._require(self._authenticate(request), "crm.objects.owners.read")
+        page = owners_page(
+            email=request.query_params.get("email"),
+            limit=_limit(request, 100),
+            after=request.query_params.get("after"),
+            archived=_flag(request, "archived"),
+        )
+        if "paging" in page:
+            page["paging"]["next"]["link"] = str(
+                request.url.include_query_params(after=page["paging"]["next"]["after"])
+            )
+        return json_response(page)
 
     # -- test hooks ----------------------------------------------------------------------------------------
 

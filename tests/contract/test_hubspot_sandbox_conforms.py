@@ -2,6 +2,11 @@
 
 One erratum, applied on purpose: HubSpot answers `null` for a requested property that has no value (and the
 sandbox does too), which the spec's `properties: {additionalProperties: {type: string}}` leaves out.
+
+The spec covers contacts, companies and deals. Notes are served by the same generic objects API, so their
+answers are checked against the schemas of that API's operations (taken from the contacts paths). Pipelines
+and owners are not in the spec at all: tests/sandbox/test_hubspot_sandbox.py checks those answers by
+parsing them with the official SDK's generated models, which refuse a missing required field.
 """
 
 import json
@@ -183,3 +188,41 @@ def test_missing_scope_and_conflict_errors_conform(api: TestClient) -> None:
     assert denied["errors"][0]["context"]["requiredGranularScopes"] == ["crm.objects.contacts.write"]
     body = {"properties": {"email": "ada@analytical-engines.example.com"}, "associations": []}
     assert _conforms(api, "post", base, 409, base, json=body)["category"] == "CONFLICT"
+
+
+NOTE = {
+    "properties": {"hs_note_body": "Kick-off booked.", "hs_timestamp": "2025-03-14T14:09:26.000Z"},
+    "associations": [
+        {"to": {"id": "1010"}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 214}]}
+    ],
+}
+
+
+def test_note_answers_conform_to_the_generic_objects_api(api: TestClient) -> None:
+    base, item = "/crm/v3/objects/contacts", "/crm/v3/objects/contacts/{contactId}"  # the spec's stand-ins
+    notes = "/crm/v3/objects/notes"
+    created = _conforms(api, "post", base, 201, notes, json=NOTE)
+    url = f"{notes}/{created['id']}"
+    got = _conforms(api, "get", item, 200, url, params={"properties": "hs_note_body", "associations": "deals"})
+    assert got["associations"]["deals"]["results"] == [{"id": "1010", "type": "note_to_deal"}]
+    _conforms(api, "get", base, 200, notes, params={"limit": 1, "associations": "deals"})
+    search = {
+        "filterGroups": [],
+        "sorts": [],
+        "properties": ["hs_note_body"],
+        "limit": 5,
+        "after": "0",
+        "query": "kick",
+    }
+    _conforms(api, "post", base + "/search", 200, notes + "/search", json=search)
+    bad = _conforms(api, "post", base, 400, notes, json={"properties": {"hs_note_body": "x"}, "associations": []})
+    assert bad["category"] == "VALIDATION_ERROR"  # hs_timestamp is required
+
+
+def test_associations_in_read_answers_conform(api: TestClient) -> None:
+    path = "/crm/v3/objects/deals/{dealId}"
+    params = [("associations", "companies"), ("associations", "contacts"), ("associations", "notes")]
+    deal = _conforms(api, "get", path, 200, "/crm/v3/objects/deals/1010", params=params)
+    assert {"companies", "contacts"} <= set(deal["associations"])
+    listed = _conforms(api, "get", "/crm/v3/objects/deals", 200, "/crm/v3/objects/deals", params=params)
+    assert any("associations" in d for d in listed["results"])

@@ -28,9 +28,7 @@ from hub.sandbox.hubspot import HubSpotSandbox
 
 CLIENT_ID, CLIENT_SECRET = "demo-client", "demo-secret-0123"
 REDIRECT = "http://127.0.0.1:9/oauth/callback"
-READ_WRITE = " ".join(
-    f"crm.objects.{t}.{m}" for t in ("contacts", "companies", "deals") for m in ("read", "write")
-)
+READ_WRITE = " ".join(f"crm.objects.{t}.{m}" for t in ("contacts", "companies", "deals") for m in ("read", "write"))
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -86,9 +84,7 @@ def _consent(
     assert page.status_code == 200, page.text
     form = _Form()
     form.feed(page.text)
-    answer = client.post(
-        form.action, data={**form.fields, "decision": form.buttons[decision]}, follow_redirects=False
-    )
+    answer = client.post(form.action, data={**form.fields, "decision": form.buttons[decision]}, follow_redirects=False)
     assert answer.status_code == 302
     location = urlsplit(answer.headers["location"])
     assert f"{location.scheme}://{location.netloc}{location.path}" == REDIRECT
@@ -116,9 +112,7 @@ def _token(client: httpx.Client | TestClient, prefix: str = "", **form: str) -> 
 def _connect(client: httpx.Client | TestClient, scope: str = READ_WRITE) -> dict[str, Any]:
     verifier, challenge = _pkce()
     code = _consent(client, scope=scope, challenge=challenge)["code"]
-    answer = _token(
-        client, grant_type="authorization_code", code=code, redirect_uri=REDIRECT, code_verifier=verifier
-    )
+    answer = _token(client, grant_type="authorization_code", code=code, redirect_uri=REDIRECT, code_verifier=verifier)
     assert answer.status_code == 200, answer.text
     tokens: dict[str, Any] = answer.json()
     return tokens
@@ -438,11 +432,7 @@ def test_create_then_search_finds_it_by_query_and_by_filter(client: TestClient, 
         headers=auth,
         json={
             "filterGroups": [
-                {
-                    "filters": [
-                        {"propertyName": "email", "operator": "EQ", "value": "rosalind.franklin@example.com"}
-                    ]
-                }
+                {"filters": [{"propertyName": "email", "operator": "EQ", "value": "rosalind.franklin@example.com"}]}
             ]
         },
     ).json()
@@ -484,9 +474,7 @@ def test_search_operators_and_sorts(client: TestClient, auth: dict[str, str]) ->
     )
     assert {r["properties"]["dealstage"] for r in either} == {"closedwon", "closedlost"}
     token = search(
-        filterGroups=[
-            {"filters": [{"propertyName": "dealname", "operator": "CONTAINS_TOKEN", "value": "pilot"}]}
-        ]
+        filterGroups=[{"filters": [{"propertyName": "dealname", "operator": "CONTAINS_TOKEN", "value": "pilot"}]}]
     )
     assert [r["properties"]["dealname"] for r in token] == ["Compiler Works - enterprise pilot"]
     wildcard = search(
@@ -500,9 +488,7 @@ def test_search_operators_and_sorts(client: TestClient, auth: dict[str, str]) ->
         ]
     )
     assert [r["properties"]["dealname"] for r in wildcard] == ["Orbital Mechanics - trajectory suite"]
-    no_description = search(
-        filterGroups=[{"filters": [{"propertyName": "description", "operator": "HAS_PROPERTY"}]}]
-    )
+    no_description = search(filterGroups=[{"filters": [{"propertyName": "description", "operator": "HAS_PROPERTY"}]}])
     assert no_description == []
     early = search(
         filterGroups=[
@@ -546,9 +532,7 @@ def test_get_patch_archive_and_404(client: TestClient, auth: dict[str, str]) -> 
     assert gone.json()["category"] == "OBJECT_NOT_FOUND" and gone.json()["status"] == "error"
     assert client.get(url, headers=auth, params={"archived": "true"}).json()["archived"] is True
     assert (
-        client.patch(
-            "/crm/v3/objects/companies/999999", headers=auth, json={"properties": {"name": "x"}}
-        ).status_code
+        client.patch("/crm/v3/objects/companies/999999", headers=auth, json={"properties": {"name": "x"}}).status_code
         == 404
     )
 
@@ -614,6 +598,182 @@ def test_unknown_object_type_is_400(client: TestClient, auth: dict[str, str]) ->
     assert answer.status_code == 400 and answer.json()["category"] == "VALIDATION_ERROR"
 
 
+# -- associations, notes, pipelines, owners ----------------------------------------------------------------
+
+NOTES = "/crm/v3/objects/notes"
+STAMP = "2025-03-14T14:09:26.000Z"
+
+
+def _note(target_type: int, target: str, body: str = "Called about the renewal.") -> dict[str, Any]:
+    return {
+        "properties": {"hs_note_body": body, "hs_timestamp": STAMP},
+        "associations": [
+            {
+                "to": {"id": target},
+                "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": target_type}],
+            }
+        ],
+    }
+
+
+def test_note_associations_are_listed_from_both_sides(client: TestClient, auth: dict[str, str]) -> None:
+    deal = client.get("/crm/v3/objects/deals", headers=auth).json()["results"][0]["id"]
+    created = client.post(NOTES, headers=auth, json=_note(214, deal))
+    assert created.status_code == 201, created.text
+    note = created.json()
+    assert {"hs_note_body", "hs_timestamp", "hs_createdate", "hs_lastmodifieddate", "hs_object_id"} <= set(
+        note["properties"]
+    )
+    assert "associations" not in note  # HubSpot's create answer does not echo them
+
+    seen_from_note = client.get(f"{NOTES}/{note['id']}", headers=auth, params={"associations": "deals,contacts"})
+    assert seen_from_note.json()["associations"] == {"deals": {"results": [{"id": deal, "type": "note_to_deal"}]}}
+    seen_from_deal = client.get(
+        f"/crm/v3/objects/deals/{deal}", headers=auth, params=[("associations", "notes"), ("associations", "tickets")]
+    ).json()
+    assert {"id": note["id"], "type": "deal_to_note"} in seen_from_deal["associations"]["notes"]["results"]
+    assert "tickets" not in seen_from_deal["associations"]  # unknown types are ignored, as HubSpot does
+
+    # A primary association is listed twice: labelled and unlabelled.
+    companies = client.get(f"/crm/v3/objects/deals/{deal}", headers=auth, params={"associations": "companies"}).json()
+    types = [r["type"] for r in companies["associations"]["companies"]["results"]]
+    assert types == ["deal_to_company", "deal_to_company_unlabeled"]
+
+    # An archived record drops out of the lists.
+    assert client.delete(f"{NOTES}/{note['id']}", headers=auth).status_code == 204
+    again = client.get(f"/crm/v3/objects/deals/{deal}", headers=auth, params={"associations": "notes"}).json()
+    assert note["id"] not in [r["id"] for r in again.get("associations", {}).get("notes", {}).get("results", [])]
+
+
+@pytest.mark.parametrize(
+    ("association", "message"),
+    [
+        (
+            {
+                "to": {"id": "987654321"},
+                "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 214}],
+            },
+            "no deals record",
+        ),
+        (
+            {"to": {"id": "1001"}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 3}]},
+            "cannot link from notes",
+        ),
+        (
+            {"to": {"id": "1001"}, "types": [{"associationCategory": "USER_DEFINED", "associationTypeId": 190}]},
+            "not a HubSpot-defined",
+        ),
+        ({"to": {"id": "1001"}, "types": []}, "non-empty `types`"),
+        ({"types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 190}]}, "`to.id`"),
+    ],
+)
+def test_invalid_associations_are_validation_errors_and_create_nothing(
+    client: TestClient, auth: dict[str, str], association: dict[str, Any], message: str
+) -> None:
+    before = client.post(f"{NOTES}/search", headers=auth, json={}).json()["total"]
+    body = {"properties": {"hs_note_body": "x", "hs_timestamp": STAMP}, "associations": [association]}
+    answer = client.post(NOTES, headers=auth, json=body)
+    assert answer.status_code == 400 and answer.json()["category"] == "VALIDATION_ERROR"
+    assert message in answer.json()["message"]
+    assert client.post(f"{NOTES}/search", headers=auth, json={}).json()["total"] == before
+
+
+def test_notes_need_a_valid_timestamp(client: TestClient, auth: dict[str, str]) -> None:
+    missing = client.post(NOTES, headers=auth, json={"properties": {"hs_note_body": "x"}, "associations": []})
+    assert missing.status_code == 400 and "REQUIRED_FIELD" in missing.json()["message"]
+    bad = {"properties": {"hs_note_body": "x", "hs_timestamp": "last tuesday"}, "associations": []}
+    answer = client.post(NOTES, headers=auth, json=bad)
+    assert answer.status_code == 400 and "INVALID_DATE" in answer.json()["message"]
+    epoch_ms = {"properties": {"hs_note_body": "x", "hs_timestamp": "1710425366000"}, "associations": []}
+    assert client.post(NOTES, headers=auth, json=epoch_ms).status_code == 201
+
+
+def test_notes_take_the_contacts_scopes(client: TestClient) -> None:
+    deals_only = _bearer(_connect(client, scope="crm.objects.deals.read crm.objects.deals.write"))
+    denied = client.post(NOTES, headers=deals_only, json=_note(214, "1010"))
+    assert denied.status_code == 403
+    assert denied.json()["errors"][0]["context"]["requiredGranularScopes"] == ["crm.objects.contacts.write"]
+    writer = _bearer(_connect(client, scope="crm.objects.contacts.write"))
+    created = client.post(NOTES, headers=writer, json=_note(190, "1001"))
+    assert created.status_code == 201
+    read = client.get(f"{NOTES}/{created.json()['id']}", headers=writer)
+    assert read.json()["errors"][0]["context"]["requiredGranularScopes"] == ["crm.objects.contacts.read"]
+
+
+def test_deal_stage_must_belong_to_its_pipeline(client: TestClient, auth: dict[str, str]) -> None:
+    deals = "/crm/v3/objects/deals"
+    wrong = {"properties": {"dealname": "x", "pipeline": "1203581", "dealstage": "closedwon"}, "associations": []}
+    answer = client.post(deals, headers=auth, json=wrong)
+    assert answer.status_code == 400 and "allowed options for pipeline 1203581" in answer.json()["message"]
+    right = {"properties": {"dealname": "x", "dealstage": "qualifiedtobuy"}, "associations": []}
+    created = client.post(deals, headers=auth, json=right).json()
+    assert created["properties"]["pipeline"] == "default"  # HubSpot's default pipeline when none is given
+    moved = client.patch(f"{deals}/{created['id']}", headers=auth, json={"properties": {"pipeline": "1203581"}})
+    assert moved.status_code == 400  # its stage is not in the new pipeline
+    both = {"properties": {"pipeline": "1203581", "dealstage": "1203582"}}
+    assert client.patch(f"{deals}/{created['id']}", headers=auth, json=both).status_code == 200
+
+
+def test_owner_ids_must_be_live_owners(client: TestClient, auth: dict[str, str]) -> None:
+    url = "/crm/v3/objects/companies/1001"
+    for owner, status in (("41629780", 200), ("41629782", 400), ("12", 400)):  # 41629782 is archived
+        answer = client.patch(url, headers=auth, json={"properties": {"hubspot_owner_id": owner}})
+        assert answer.status_code == status, answer.text
+    assert "INVALID_OWNER_ID" in answer.json()["message"]
+
+
+def test_deal_pipelines_are_listed_with_their_stages(client: TestClient, auth: dict[str, str]) -> None:
+    answer = client.get("/crm/v3/pipelines/deals", headers=auth)
+    assert answer.status_code == 200
+    pipelines = answer.json()["results"]
+    assert [p["id"] for p in pipelines] == ["default", "1203581"]
+    stage = pipelines[0]["stages"][0]
+    assert set(stage) == {
+        "label",
+        "displayOrder",
+        "metadata",
+        "id",
+        "createdAt",
+        "updatedAt",
+        "archived",
+        "writePermissions",
+    }
+    assert stage["metadata"] == {"isClosed": "false", "probability": "0.2"}
+    assert "paging" not in answer.json()  # HubSpot lists pipelines without paging
+
+    assert client.get("/crm/v3/pipelines/contacts", headers=auth).status_code == 400
+    assert client.get("/crm/v3/pipelines/deals").status_code == 401
+    contacts_only = _bearer(_connect(client, scope="crm.objects.contacts.read"))
+    denied = client.get("/crm/v3/pipelines/deals", headers=contacts_only)
+    assert denied.status_code == 403
+    assert denied.json()["errors"][0]["context"]["requiredGranularScopes"] == ["crm.objects.deals.read"]
+
+
+def test_owners_are_listed_filtered_and_paged(client: TestClient) -> None:
+    reader = _bearer(_connect(client, scope="crm.objects.owners.read"))
+    listed = client.get("/crm/v3/owners/", headers=reader).json()
+    assert [o["id"] for o in listed["results"]] == ["41629779", "41629780", "41629781"]
+    assert set(listed["results"][0]) >= {"id", "email", "firstName", "lastName", "userId", "teams", "archived"}
+    assert client.get("/crm/v3/owners", headers=reader).json() == listed  # with or without the slash
+    archived = client.get("/crm/v3/owners/", headers=reader, params={"archived": "true"}).json()["results"]
+    assert [o["lastName"] for o in archived] == ["Roy"]
+    one = client.get("/crm/v3/owners/", headers=reader, params={"email": "Annie.Easley@switchboard-demo.example.com"})
+    assert [o["id"] for o in one.json()["results"]] == ["41629781"]
+
+    first = client.get("/crm/v3/owners/", headers=reader, params={"limit": 2}).json()
+    assert len(first["results"]) == 2 and first["paging"]["next"]["after"] == "41629781"
+    assert "after=41629781" in first["paging"]["next"]["link"]
+    rest = client.get("/crm/v3/owners/", headers=reader, params={"limit": 2, "after": "41629781"}).json()
+    assert [o["id"] for o in rest["results"]] == ["41629781"] and "paging" not in rest
+
+    assert client.get("/crm/v3/owners/", headers=reader, params={"limit": 501}).status_code == 400
+    assert client.get("/crm/v3/owners/", headers=reader, params={"after": "x"}).status_code == 400
+    crm_only = _bearer(_connect(client, scope=READ_WRITE))
+    denied = client.get("/crm/v3/owners/", headers=crm_only)
+    assert denied.status_code == 403
+    assert denied.json()["errors"][0]["context"]["requiredGranularScopes"] == ["crm.objects.owners.read"]
+
+
 # -- over real HTTP ----------------------------------------------------------------------------------------
 
 
@@ -673,9 +833,7 @@ def test_official_hubspot_client_works_against_the_sandbox(live: tuple[HubSpotSa
         found = search.do_search(
             PublicObjectSearchRequest(
                 filter_groups=[
-                    FilterGroup(
-                        filters=[Filter(property_name="email", operator="EQ", value="hedy@example.com")]
-                    )
+                    FilterGroup(filters=[Filter(property_name="email", operator="EQ", value="hedy@example.com")])
                 ],
                 properties=["email"],
                 limit=5,
@@ -691,6 +849,43 @@ def test_official_hubspot_client_works_against_the_sandbox(live: tuple[HubSpotSa
         assert expired.value.status == 401
         assert orjson.loads(expired.value.body)["category"] == "EXPIRED_AUTHENTICATION"
     assert sandbox.stats.api_requests == 7
+
+
+def test_official_sdk_parses_pipelines_owners_and_notes_into_its_models(live: tuple[HubSpotSandbox, str]) -> None:
+    # The generated models refuse an answer missing a field HubSpot always sends, so this checks the shapes
+    # of the endpoints the published spec in shared/specs leaves out.
+    from hubspot.crm import owners, pipelines
+    from hubspot.crm.objects import notes
+
+    _, base = live
+    with httpx.Client(base_url=base) as http:
+        tokens = _connect(http, scope=f"{READ_WRITE} crm.objects.owners.read")
+
+    def configured(package: Any) -> Any:
+        configuration = package.Configuration(host=base)
+        configuration.access_token = tokens["access_token"]
+        return package.ApiClient(configuration)
+
+    with configured(pipelines) as p, configured(owners) as o, configured(notes) as n:
+        listed = pipelines.PipelinesApi(p).get_all("deals")
+        assert [s.id for s in listed.results[1].stages] == ["1203582", "1203583", "1203584"]
+        assert listed.results[0].stages[5].metadata == {"isClosed": "true", "probability": "1.0"}
+        page = owners.OwnersApi(o).get_page(limit=2)
+        assert page.results[1].teams[1].name == "Support" and page.paging.next.after == "41629781"
+        created = notes.BasicApi(n).create(
+            notes.SimplePublicObjectInputForCreate(
+                properties={"hs_note_body": "Signed.", "hs_timestamp": STAMP},
+                associations=[
+                    notes.PublicAssociationsForObject(
+                        to=notes.PublicObjectId(id="1010"),
+                        types=[notes.AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=214)],
+                    )
+                ],
+            )
+        )
+        got = notes.BasicApi(n).get_by_id(created.id, properties=["hs_note_body"], associations=["deals"])
+        assert got.properties["hs_note_body"] == "Signed."
+        assert [(a.id, a.type) for a in got.associations["deals"].results] == [("1010", "note_to_deal")]
 
 
 def test_module_entry_point_serves_the_sandbox() -> None:

@@ -1,17 +1,26 @@
-"""HubSpot CRM tools. Each returns only the fields a model needs, ids kept, with a cursor for more."""
+"""HubSpot contacts: people, with their email, phone and name (all personal data)."""
 
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
 from connectors.base import tool
-from connectors.errors import ProviderRejected
 from connectors.hubspot.client import HubSpotClient
+from connectors.hubspot.tools._common import ID_PATTERN, changes, next_cursor, require_changes, search_objects
+
+__all__ = [
+    "Contact",
+    "ContactPage",
+    "hubspot_contacts_create",
+    "hubspot_contacts_get",
+    "hubspot_contacts_search",
+    "hubspot_contacts_update",
+]
 
 _CONTACT_PROPERTIES = ["email", "firstname", "lastname", "phone", "company", "jobtitle", "lifecyclestage"]
 _CONTACT_LABELS = ("pii.email", "pii.phone", "pii.name")
 
-ContactId = Annotated[str, Field(description="The HubSpot contact id, e.g. '51'.", pattern=r"^\d{1,20}$")]
+ContactId = Annotated[str, Field(description="The HubSpot contact id, e.g. '51'.", pattern=ID_PATTERN)]
 Email = Annotated[
     str,
     Field(description="Email address.", max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
@@ -45,10 +54,6 @@ def _contact(obj: dict[str, Any]) -> Contact:
     )
 
 
-def _changes(**values: str | None) -> dict[str, str]:
-    return {name: value for name, value in values.items() if value is not None}
-
-
 @tool(scopes=["crm.contacts.read"], labels=_CONTACT_LABELS)
 async def hubspot_contacts_search(
     client: HubSpotClient,
@@ -60,31 +65,26 @@ async def hubspot_contacts_search(
         ),
     ] = "",
     limit: Annotated[int, Field(description="Contacts per page, 1 to 100.", ge=1, le=100)] = 10,
-    after: Annotated[
-        str | None, Field(description="The `next_cursor` of the previous page.", max_length=100)
-    ] = None,
+    after: Annotated[str | None, Field(description="The `next_cursor` of the previous page.", max_length=100)] = None,
 ) -> ContactPage:
     """Search HubSpot CRM contacts by free text, newest first.
 
     Use this to find a person before reading or updating them. Returns id, name, email, phone, company,
     job title and lifecycle stage, and `next_cursor` when more results exist.
     """
-    # HubSpot's published spec requires all five keys and types `sorts` as strings ("-name": descending).
-    request: dict[str, Any] = {
-        "filterGroups": [],
-        "sorts": ["-lastmodifieddate"],
-        "properties": _CONTACT_PROPERTIES,
-        "limit": limit,
-        "after": after or "0",
-    }
-    if query:
-        request["query"] = query
-    body = await client.call(client.contacts_search.do_search, public_object_search_request=request)
-    next_page = (body.get("paging") or {}).get("next") or {}
+    body = await search_objects(
+        client,
+        client.contacts_search.do_search,
+        properties=_CONTACT_PROPERTIES,
+        sort="-lastmodifieddate",  # contacts name it so; other objects say hs_lastmodifieddate
+        query=query,
+        limit=limit,
+        after=after,
+    )
     return ContactPage(
         contacts=[_contact(o) for o in body.get("results", [])],
         total=body.get("total"),
-        next_cursor=next_page.get("after"),
+        next_cursor=next_cursor(body),
     )
 
 
@@ -101,14 +101,12 @@ async def hubspot_contacts_create(
     email: Email,
     firstname: Annotated[str | None, Field(description="First name.", max_length=100)] = None,
     lastname: Annotated[str | None, Field(description="Last name.", max_length=100)] = None,
-    phone: Annotated[
-        str | None, Field(description="Phone number, ideally in E.164 form.", max_length=40)
-    ] = None,
+    phone: Annotated[str | None, Field(description="Phone number, ideally in E.164 form.", max_length=40)] = None,
     company: Annotated[str | None, Field(description="Company name as free text.", max_length=200)] = None,
     jobtitle: Annotated[str | None, Field(description="Job title.", max_length=200)] = None,
 ) -> Contact:
     """Create a HubSpot contact. Search first: HubSpot refuses a second contact with the same email."""
-    properties = _changes(
+    properties = changes(
         email=email, firstname=firstname, lastname=lastname, phone=phone, company=company, jobtitle=jobtitle
     )
     body = await client.call(
@@ -136,7 +134,7 @@ async def hubspot_contacts_update(
     ] = None,
 ) -> Contact:
     """Update fields of one HubSpot contact; fields left out keep their value."""
-    properties = _changes(
+    properties = changes(
         email=email,
         firstname=firstname,
         lastname=lastname,
@@ -145,8 +143,7 @@ async def hubspot_contacts_update(
         jobtitle=jobtitle,
         lifecyclestage=lifecyclestage,
     )
-    if not properties:
-        raise ProviderRejected("nothing to update: give at least one field")
+    require_changes(properties)
     body = await client.call(
         client.contacts.update, contact_id=contact_id, simple_public_object_input={"properties": properties}
     )

@@ -1,0 +1,205 @@
+"""The Slack SDK, built once per connection and token, and the mapping of its errors.
+
+`slack_sdk`'s synchronous `WebClient` opens a new connection (and TLS handshake) for every call; its
+`AsyncWebClient` runs on an `aiohttp` session that keeps connections alive, so that is what we use: one
+session per connection and token, opened lazily inside the event loop that uses it, and two SDK clients on
+it. Reads retry once when a kept-alive connection turns out to be dead; writes never retry (a retried post
+could appear twice). The hub does the rate-limit retries of reads itself.
+
+Slack reports failures as HTTP 200 `{"ok": false, "error": "..."}` (and 429 with Retry-After for rate
+limits); mocks of its spec answer 4xx statuses instead. `_translate` understands both.
+"""
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
+from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from connectors.errors import (
+    ConnectorError,
+    ProviderAuthExpired,
+    ProviderForbidden,
+    ProviderNotFound,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+
+__all__ = ["SlackClient"]
+
+_POOL_SIZE = 32
+_KEEPALIVE = 15.0
+# The SDK formats a debug line with every request and response body when its logger's *own* level is unset;
+# a fixed WARNING level keeps message contents out of the logs and saves the formatting on every call.
+_SDK_LOG = logging.getLogger("connectors.slack.sdk")
+_SDK_LOG.setLevel(logging.WARNING)
+_CLOSING: set["asyncio.Task[None]"] = set()
+
+_ERROR_CODE = re.compile(r"^[a-z0-9_.]{1,64}$")
+_AUTH = frozenset({"not_authed", "invalid_auth", "token_expired", "token_revoked", "account_inactive"})
+_NOT_FOUND = frozenset(
+    {"channel_not_found", "user_not_found", "users_not_found", "thread_not_found", "message_not_found"}
+)
+_UNAVAILABLE = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
+_HINTS: Mapping[str, str] = {
+    "channel_not_found": "no such channel, or the app cannot see it (a private channel only once the app is in it)",
+    "user_not_found": "no such user",
+    "users_not_found": "no user has that email address in this workspace",
+    "thread_not_found": "no thread starts at that ts in this channel",
+    "message_not_found": "no such message",
+    "not_in_channel": "the app is not a member of this channel; someone in it must invite the app first",
+    "is_archived": "the channel is archived",
+    "msg_too_long": "the message text is too long",
+    "no_text": "the message has no text",
+    "invalid_cursor": "the cursor is invalid or expired; start again without it",
+    "invalid_ts_latest": "`latest` is not a valid message ts",
+    "invalid_ts_oldest": "`oldest` is not a valid message ts",
+    "restricted_action": "the workspace does not allow the app to post in this channel",
+}
+
+
+class SlackClient:
+    def __init__(
+        self,
+        *,
+        access_token: str,
+        api_base: str,
+        timeout: float,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
+    ) -> None:
+        self._token = access_token
+        self._trace_configs = list(trace_configs)  # aiohttp request tracing, e.g. for tests or metrics
+        self._base_url = api_base.rstrip("/") + "/"  # the SDK joins method names onto it: the slash matters
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reader: AsyncWebClient | None = None
+        self._writer: AsyncWebClient | None = None
+
+    @property
+    def reader(self) -> AsyncWebClient:
+        """The SDK client for reads: retries once on a dead kept-alive connection."""
+        if self._reader is None:
+            self._open()
+        assert self._reader is not None
+        return self._reader
+
+    @property
+    def writer(self) -> AsyncWebClient:
+        """The SDK client for writes: never retries."""
+        if self._writer is None:
+            self._open()
+        assert self._writer is not None
+        return self._writer
+
+    def _open(self) -> None:
+        # aiohttp binds a session to the running loop, so it is built on first use, not in __init__.
+        self._loop = asyncio.get_running_loop()
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=_POOL_SIZE, keepalive_timeout=_KEEPALIVE),
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
+            trace_configs=self._trace_configs or None,
+        )
+        common: dict[str, Any] = {
+            "token": self._token,
+            "base_url": self._base_url,
+            "timeout": self._timeout,
+            "session": self._session,
+            "logger": _SDK_LOG,
+        }
+        once = AsyncConnectionErrorRetryHandler(
+            max_retry_count=1,
+            interval_calculator=FixedValueRetryIntervalCalculator(0.05),
+            # Not timeouts (aiohttp's ServerTimeoutError is a ServerConnectionError): a timed-out read
+            # has already used the call's time.
+            error_types=[aiohttp.ServerDisconnectedError, aiohttp.ClientOSError],
+        )
+        self._reader = AsyncWebClient(**common, retry_handlers=[once])
+        self._writer = AsyncWebClient(**common, retry_handlers=[])
+
+    async def call(self, method: Callable[..., Awaitable[AsyncSlackResponse]], /, **kwargs: Any) -> dict[str, Any]:
+        """Run one SDK method (of `reader` or `writer`) and return Slack's JSON body."""
+        try:
+            response = await method(**kwargs)
+        except SlackApiError as exc:
+            raise _translate(exc.response) from None
+        except TimeoutError:
+            raise ProviderTimeout("Slack did not answer in time") from None
+        except (aiohttp.ClientError, SlackClientError, OSError, ValueError):
+            raise ProviderUnavailable("Slack could not be reached") from None
+        data = response.data
+        if not isinstance(data, dict):
+            raise ProviderUnavailable("Slack answered with something other than a JSON object")
+        return data
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        self._reader = self._writer = None
+        if session is not None:
+            await session.close()
+
+    def close(self) -> None:
+        """Close the connection pool; callable from inside or outside the loop that opened it."""
+        session, loop = self._session, self._loop
+        self._session = self._reader = self._writer = None
+        if session is None or loop is None or session.closed or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            task = loop.create_task(session.close())
+            _CLOSING.add(task)  # keep a reference until it is done
+            task.add_done_callback(_CLOSING.discard)
+        elif loop.is_running():
+            asyncio.run_coroutine_threadsafe(session.close(), loop)
+        else:
+            loop.run_until_complete(session.close())
+
+
+def _error_code(data: Any) -> str:
+    error = data.get("error") if isinstance(data, Mapping) else None
+    return error if isinstance(error, str) and _ERROR_CODE.match(error) else ""
+
+
+def _retry_after(headers: Any) -> float | None:
+    raw = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        return max(0.0, float(raw)) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def _translate(response: Any) -> ConnectorError:
+    """Slack's failure as a connector error: by HTTP status when it is not 2xx (429, 5xx, and the 4xx a mock
+    of its spec answers), otherwise by the `error` string of its `ok: false` body."""
+    status = int(getattr(response, "status_code", 0) or 0)
+    data = getattr(response, "data", None)
+    error = _error_code(data)
+    described = f" ({error}: {_HINTS[error]})" if error in _HINTS else f" ({error})" if error else ""
+    if status == 429 or error in ("ratelimited", "rate_limited"):
+        return ProviderRateLimited("Slack rate limit reached", _retry_after(getattr(response, "headers", {})))
+    if status >= 500 or (status < 400 and error in _UNAVAILABLE):
+        return ProviderUnavailable(f"Slack failed to answer{described}")
+    if status == 401 or (status < 400 and error in _AUTH):
+        return ProviderAuthExpired(f"Slack refused the access token{described}")
+    if status == 403 or (status < 400 and error == "missing_scope"):
+        needed = data.get("needed") if isinstance(data, Mapping) and error == "missing_scope" else None
+        missing = tuple(
+            s.strip() for s in str(needed or "").split(",") if _ERROR_CODE.match(s.strip().replace(":", "_"))
+        )
+        named = f": needs {', '.join(missing)}" if missing else ""
+        return ProviderForbidden(f"Slack refused the call{named}", missing)
+    if status == 404 or (status < 400 and error in _NOT_FOUND):
+        return ProviderNotFound(f"Slack found nothing{described}")
+    return ProviderRejected(f"Slack rejected the request{described}")

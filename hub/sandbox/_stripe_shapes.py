@@ -1,0 +1,448 @@
+"""Stripe objects in API version 2023-08-16's shapes, modelled on Stripe's own fixtures for that spec, and the
+seed data of a small test-mode account.
+
+Every builder returns a fresh dict with every field the published schema lists (null where unset), so
+answers validate against Stripe's spec; the store fills in the fields it manages.
+"""
+
+from typing import Any
+
+__all__ = [
+    "SEED_CUSTOMERS",
+    "SEED_PAYMENTS",
+    "SEED_PRICES",
+    "balance",
+    "charge",
+    "customer",
+    "invoice",
+    "invoice_item",
+    "line_item",
+    "payment_intent",
+    "payment_link",
+    "price",
+    "refund",
+]
+
+# (name, email, phone, metadata), oldest first.
+SEED_CUSTOMERS: tuple[tuple[str, str, str | None, dict[str, str]], ...] = (
+    ("Ada Lovelace", "ada@analytical-engines.example.com", "+44 20 7946 0958", {"plan": "pro"}),
+    ("Grace Hopper", "grace@navy.example.com", "+1 555 0199", {"plan": "team"}),
+    ("Alan Turing", "alan@bletchley.example.com", None, {}),
+    ("Katherine Johnson", "katherine@nasa.example.com", "+1 555 0142", {"plan": "pro"}),
+    ("Edsger Dijkstra", "edsger@eindhoven.example.com", None, {}),
+    ("Barbara Liskov", "barbara@mit.example.com", "+1 555 0177", {"plan": "team"}),
+)
+# (customer index or None, amount, description, card brand, last4, succeeded), oldest first.
+SEED_PAYMENTS: tuple[tuple[int | None, int, str, str, str, bool], ...] = (
+    (0, 4900, "Pro plan, January", "visa", "4242", True),
+    (1, 12000, "Team plan, 5 seats", "mastercard", "4444", True),
+    (0, 4900, "Pro plan, February", "visa", "4242", True),
+    (None, 2500, "Workshop ticket", "amex", "8431", True),
+    (3, 4900, "Pro plan, January", "visa", "1881", True),
+    (2, 9900, "Consulting hour", "visa", "0341", False),
+    (5, 12000, "Team plan, 5 seats", "discover", "1117", True),
+)
+# (nickname, unit amount in cents): one-time prices to sell through payment links.
+SEED_PRICES: tuple[tuple[str, int], ...] = (("Workshop ticket", 2500), ("Sticker pack", 500))
+
+
+def customer(*, id: str, created: int, email: str | None, name: str | None, phone: str | None) -> dict[str, Any]:
+    return {
+        "id": id,
+        "object": "customer",
+        "address": None,
+        "balance": 0,
+        "created": created,
+        "currency": None,
+        "default_source": None,
+        "delinquent": False,
+        "description": None,
+        "discount": None,
+        "email": email,
+        "invoice_prefix": id[4:11].upper(),
+        "invoice_settings": {
+            "custom_fields": None,
+            "default_payment_method": None,
+            "footer": None,
+            "rendering_options": None,
+        },
+        "livemode": False,
+        "metadata": {},
+        "name": name,
+        "next_invoice_sequence": 1,
+        "phone": phone,
+        "preferred_locales": [],
+        "shipping": None,
+        "tax_exempt": "none",
+        "test_clock": None,
+    }
+
+
+def payment_intent(*, id: str, created: int, amount: int, customer: str | None) -> dict[str, Any]:
+    return {
+        "id": id,
+        "object": "payment_intent",
+        "amount": amount,
+        "amount_capturable": 0,
+        "amount_details": {"tip": {}},
+        "amount_received": 0,
+        "application": None,
+        "application_fee_amount": None,
+        "automatic_payment_methods": None,
+        "canceled_at": None,
+        "cancellation_reason": None,
+        "capture_method": "automatic",
+        "client_secret": f"{id}_secret_{id[3:]}Sb",
+        "confirmation_method": "automatic",
+        "created": created,
+        "currency": "usd",
+        "customer": customer,
+        "description": None,
+        "invoice": None,
+        "last_payment_error": None,
+        "latest_charge": None,
+        "livemode": False,
+        "metadata": {},
+        "next_action": None,
+        "on_behalf_of": None,
+        "payment_method": None,
+        "payment_method_options": {},
+        "payment_method_types": ["card"],
+        "processing": None,
+        "receipt_email": None,
+        "review": None,
+        "setup_future_usage": None,
+        "shipping": None,
+        "statement_descriptor": None,
+        "statement_descriptor_suffix": None,
+        "status": "requires_payment_method",
+        "transfer_data": None,
+        "transfer_group": None,
+    }
+
+
+def charge(
+    *, id: str, created: int, amount: int, customer: str | None, payment_intent: str | None, brand: str, last4: str
+) -> dict[str, Any]:
+    return {
+        "id": id,
+        "object": "charge",
+        "amount": amount,
+        "amount_captured": amount,
+        "amount_refunded": 0,
+        "application": None,
+        "application_fee": None,
+        "application_fee_amount": None,
+        "balance_transaction": "txn_" + id[3:],
+        "billing_details": {
+            "address": {
+                "city": None,
+                "country": None,
+                "line1": None,
+                "line2": None,
+                "postal_code": None,
+                "state": None,
+            },
+            "email": None,
+            "name": None,
+            "phone": None,
+        },
+        "calculated_statement_descriptor": "SANDBOX",
+        "captured": True,
+        "created": created,
+        "currency": "usd",
+        "customer": customer,
+        "description": None,
+        "disputed": False,
+        "failure_balance_transaction": None,
+        "failure_code": None,
+        "failure_message": None,
+        "fraud_details": {},
+        "invoice": None,
+        "livemode": False,
+        "metadata": {},
+        "on_behalf_of": None,
+        "outcome": None,
+        "paid": True,
+        "payment_intent": payment_intent,
+        "payment_method": "pm_" + id[3:],
+        "payment_method_details": {
+            "card": {
+                "brand": brand,
+                "checks": {"address_line1_check": None, "address_postal_code_check": None, "cvc_check": "pass"},
+                "country": "US",
+                "exp_month": 8,
+                "exp_year": 2030,
+                "fingerprint": id[3:19],
+                "funding": "credit",
+                "installments": None,
+                "last4": last4,
+                "mandate": None,
+                "network": brand,
+                "network_token": {"used": False},
+                "three_d_secure": None,
+                "wallet": None,
+            },
+            "type": "card",
+        },
+        "receipt_email": None,
+        "receipt_number": None,
+        "receipt_url": f"https://pay.stripe.com/receipts/payment/{id}",
+        "refunded": False,
+        "review": None,
+        "shipping": None,
+        "source_transfer": None,
+        "statement_descriptor": None,
+        "statement_descriptor_suffix": None,
+        "status": "succeeded",
+        "transfer_data": None,
+        "transfer_group": None,
+    }
+
+
+def refund(
+    *, id: str, created: int, amount: int, charge: str, payment_intent: str | None, reason: str | None
+) -> dict[str, Any]:
+    return {
+        "id": id,
+        "object": "refund",
+        "amount": amount,
+        "balance_transaction": "txn_" + id[3:],
+        "charge": charge,
+        "created": created,
+        "currency": "usd",
+        "metadata": {},
+        "payment_intent": payment_intent,
+        "reason": reason,
+        "receipt_number": None,
+        "source_transfer_reversal": None,
+        "status": "succeeded",
+        "transfer_reversal": None,
+    }
+
+
+def price(
+    *, id: str, created: int, currency: str, unit_amount: int, product: str, nickname: str | None
+) -> dict[str, Any]:
+    return {
+        "id": id,
+        "object": "price",
+        "active": True,
+        "billing_scheme": "per_unit",
+        "created": created,
+        "currency": currency,
+        "custom_unit_amount": None,
+        "livemode": False,
+        "lookup_key": None,
+        "metadata": {},
+        "nickname": nickname,
+        "product": product,
+        "recurring": None,
+        "tax_behavior": "unspecified",
+        "tiers_mode": None,
+        "transform_quantity": None,
+        "type": "one_time",
+        "unit_amount": unit_amount,
+        "unit_amount_decimal": str(unit_amount),
+    }
+
+
+def line_item(
+    *, id: str, item: str, created: int, amount: int, quantity: int, description: str | None, price: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "id": id,
+        "object": "line_item",
+        "amount": amount,
+        "amount_excluding_tax": amount,
+        "currency": price["currency"],
+        "description": description,
+        "discount_amounts": [],
+        "discountable": amount >= 0,
+        "discounts": [],
+        "invoice_item": item,
+        "livemode": False,
+        "metadata": {},
+        "period": {"end": created, "start": created},
+        "price": price,
+        "proration": False,
+        "proration_details": {"credited_items": None},
+        "quantity": quantity,
+        "subscription": None,
+        "tax_amounts": [],
+        "tax_rates": [],
+        "type": "invoiceitem",
+        "unit_amount_excluding_tax": price["unit_amount_decimal"],
+    }
+
+
+def invoice_item(
+    *,
+    id: str,
+    created: int,
+    customer: str,
+    invoice: str | None,
+    quantity: int,
+    description: str | None,
+    price: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "id": id,
+        "object": "invoiceitem",
+        "amount": price["unit_amount"] * quantity,
+        "currency": price["currency"],
+        "customer": customer,
+        "date": created,
+        "description": description,
+        "discountable": price["unit_amount"] >= 0,
+        "discounts": [],
+        "invoice": invoice,
+        "livemode": False,
+        "metadata": {},
+        "period": {"end": created, "start": created},
+        "price": price,
+        "proration": False,
+        "quantity": quantity,
+        "subscription": None,
+        "tax_rates": [],
+        "test_clock": None,
+        "unit_amount": price["unit_amount"],
+        "unit_amount_decimal": price["unit_amount_decimal"],
+    }
+
+
+def invoice(*, id: str, created: int, customer: dict[str, Any], currency: str) -> dict[str, Any]:
+    return {
+        "id": id,
+        "object": "invoice",
+        "account_country": "US",
+        "account_name": "Switchboard Sandbox",
+        "account_tax_ids": None,
+        "amount_due": 0,
+        "amount_paid": 0,
+        "amount_remaining": 0,
+        "amount_shipping": 0,
+        "application": None,
+        "application_fee_amount": None,
+        "attempt_count": 0,
+        "attempted": False,
+        "auto_advance": True,
+        "automatic_tax": {"enabled": False, "status": None},
+        "billing_reason": "manual",
+        "charge": None,
+        "collection_method": "charge_automatically",
+        "created": created,
+        "currency": currency,
+        "custom_fields": None,
+        "customer": customer["id"],
+        "customer_address": None,
+        "customer_email": customer["email"],
+        "customer_name": customer["name"],
+        "customer_phone": customer["phone"],
+        "customer_shipping": None,
+        "customer_tax_exempt": "none",
+        "customer_tax_ids": [],
+        "default_payment_method": None,
+        "default_source": None,
+        "default_tax_rates": [],
+        "description": None,
+        "discount": None,
+        "discounts": [],
+        "due_date": None,
+        "effective_at": None,
+        "ending_balance": None,
+        "footer": None,
+        "from_invoice": None,
+        "hosted_invoice_url": None,
+        "invoice_pdf": None,
+        "last_finalization_error": None,
+        "latest_revision": None,
+        "lines": {"object": "list", "data": [], "has_more": False, "url": f"/v1/invoices/{id}/lines"},
+        "livemode": False,
+        "metadata": {},
+        "next_payment_attempt": None,
+        "number": None,
+        "on_behalf_of": None,
+        "paid": False,
+        "paid_out_of_band": False,
+        "payment_intent": None,
+        "payment_settings": {"default_mandate": None, "payment_method_options": None, "payment_method_types": None},
+        "period_end": created,
+        "period_start": created,
+        "post_payment_credit_notes_amount": 0,
+        "pre_payment_credit_notes_amount": 0,
+        "quote": None,
+        "receipt_number": None,
+        "rendering_options": None,
+        "shipping_cost": None,
+        "shipping_details": None,
+        "starting_balance": 0,
+        "statement_descriptor": None,
+        "status": "draft",
+        "status_transitions": {
+            "finalized_at": None,
+            "marked_uncollectible_at": None,
+            "paid_at": None,
+            "voided_at": None,
+        },
+        "subscription": None,
+        "subscription_details": {"metadata": None},
+        "subtotal": 0,
+        "subtotal_excluding_tax": 0,
+        "tax": None,
+        "test_clock": None,
+        "total": 0,
+        "total_discount_amounts": [],
+        "total_excluding_tax": 0,
+        "total_tax_amounts": [],
+        "transfer_data": None,
+        "webhooks_delivered_at": None,
+    }
+
+
+def payment_link(*, id: str, currency: str, url: str) -> dict[str, Any]:
+    return {
+        "id": id,
+        "object": "payment_link",
+        "active": True,
+        "after_completion": {"hosted_confirmation": {"custom_message": None}, "type": "hosted_confirmation"},
+        "allow_promotion_codes": False,
+        "application": None,
+        "application_fee_amount": None,
+        "application_fee_percent": None,
+        "automatic_tax": {"enabled": False},
+        "billing_address_collection": "auto",
+        "consent_collection": None,
+        "currency": currency,
+        "custom_fields": [],
+        "custom_text": {"shipping_address": None, "submit": None},
+        "customer_creation": "if_required",
+        "invoice_creation": None,
+        "livemode": False,
+        "metadata": {},
+        "on_behalf_of": None,
+        "payment_intent_data": None,
+        "payment_method_collection": "always",
+        "payment_method_types": None,
+        "phone_number_collection": {"enabled": False},
+        "shipping_address_collection": None,
+        "shipping_options": [],
+        "submit_type": "auto",
+        "subscription_data": None,
+        "tax_id_collection": {"enabled": False},
+        "transfer_data": None,
+        "url": url,
+    }
+
+
+def balance(available: dict[str, int], pending: dict[str, int]) -> dict[str, Any]:
+    def funds(amounts: dict[str, int]) -> list[dict[str, Any]]:
+        return [{"amount": a, "currency": c, "source_types": {"card": a}} for c, a in sorted(amounts.items())]
+
+    return {
+        "object": "balance",
+        "available": funds(available),
+        "connect_reserved": [{"amount": 0, "currency": c} for c in sorted(available)],
+        "livemode": False,
+        "pending": funds(pending),
+    }

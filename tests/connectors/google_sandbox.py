@@ -1,0 +1,77 @@
+"""The Google sandbox for tests that drive the Drive and Gmail clients against it directly: one sandbox
+process serves both APIs, and tokens come from walking its OAuth flow."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+
+from hub.demo import approve_consent
+from tests.harness import Sandbox, run_sandbox
+
+__all__ = [
+    "DRIVE",
+    "DRIVE_READONLY",
+    "GMAIL_COMPOSE",
+    "GMAIL_READONLY",
+    "REDIRECT",
+    "access_token",
+    "google_sandbox",
+    "throttle",
+    "token_response",
+]
+
+REDIRECT = "http://127.0.0.1:9/oauth/callback"
+_AUTH = "https://www.googleapis.com/auth/"
+DRIVE, DRIVE_READONLY = _AUTH + "drive", _AUTH + "drive.readonly"
+GMAIL_READONLY, GMAIL_COMPOSE = _AUTH + "gmail.readonly", _AUTH + "gmail.compose"
+
+
+@contextmanager
+def google_sandbox(tmp: Path) -> Iterator[Sandbox]:
+    """The Google sandbox on its own port, with Google's one-hour access tokens."""
+    with run_sandbox("google_drive", tmp, "--access-token-ttl", "3599") as sandbox:
+        yield sandbox
+
+
+def token_response(sandbox: Sandbox, scopes: str, **authorize: str) -> dict[str, Any]:
+    """Walk the sandbox's OAuth flow (consent page, "Continue", code exchange); the token endpoint's answer."""
+    query = urlencode(
+        {
+            "client_id": sandbox.client_id,
+            "redirect_uri": REDIRECT,
+            "response_type": "code",
+            "scope": scopes,
+            "state": "s",
+            **authorize,
+        }
+    )
+    with httpx.Client(timeout=10) as browser:
+        callback = approve_consent(browser, f"{sandbox.url}/o/oauth2/v2/auth?{query}")
+        code = parse_qs(urlsplit(callback).query)["code"][0]
+        answer = browser.post(
+            f"{sandbox.url}/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": REDIRECT,
+                "client_id": sandbox.client_id,
+                "client_secret": sandbox.client_secret,
+            },
+        )
+    answer.raise_for_status()
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def access_token(sandbox: Sandbox, scopes: str) -> str:
+    token: str = token_response(sandbox, scopes)["access_token"]
+    return token
+
+
+def throttle(sandbox: Sandbox, count: int, retry_after: int | None, reason: str = "rateLimitExceeded") -> None:
+    body = {"count": count, "retry_after": retry_after, "reason": reason}
+    httpx.post(f"{sandbox.url}/_control/throttle", json=body).raise_for_status()
