@@ -83,7 +83,9 @@ def _serve(settings: Settings, host: str, port: int, *, announce_link: bool) -> 
     try:
         app = create_app(settings)
     except VaultError as exc:
-        typer.echo(f"error: the master keys cannot open this hub's secrets ({exc}); check SWITCHBOARD_MASTER_KEYS", err=True)
+        typer.echo(
+            f"error: the master keys cannot open this hub's secrets ({exc}); check SWITCHBOARD_MASTER_KEYS", err=True
+        )
         raise typer.Exit(2) from None
     uvicorn.run(
         app,

@@ -38,5 +38,6 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     # Library loggers that would print request bodies or headers at DEBUG stay at WARNING.
-    for name in ("hubspot", "urllib3", "httpx", "httpx2", "httpcore", "authlib", "stripe", "slack_sdk", "googleapiclient"):
+    quiet = ("hubspot", "urllib3", "httpx", "httpx2", "httpcore", "authlib", "stripe", "slack_sdk", "googleapiclient")
+    for name in quiet:
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -188,3 +188,43 @@ class OAuthFlow:
         bump_revision(session)
         log.info("connection %s (%s) connected with %s", connection.name, manifest.name, connection.granted_scopes)
         return connection
+
+    async def revoke_at_provider(self, *, name: str) -> bool:
+        """Ask the provider to revoke the connection's grant (RFC 7009) where it offers an endpoint.
+
+        Best effort: the hub forgets the tokens either way; this also stops a copy of them working.
+        """
+
+        def read(session: Session) -> tuple[ProviderEndpoints, str, str] | None:
+            row = session.scalar(select(Connection).where(Connection.name == name))
+            if row is None:
+                raise NotFound(f"no connection named {name!r}")
+            endpoints = self._providers.get(row.provider)
+            sealed, kind = (
+                (row.refresh_token_enc, "refresh_token")
+                if row.refresh_token_enc
+                else (row.access_token_enc, "access_token")
+            )
+            if endpoints is None or endpoints.revoke_url is None or sealed is None:
+                return None
+            return endpoints, self._vault.decrypt(sealed, context=token_context(row.id, kind)), kind
+
+        found = await self._db.run(read)
+        if found is None:
+            return False
+        endpoints, token, kind = found
+
+        def revoke() -> bool:
+            assert endpoints.revoke_url is not None
+            with oauth_client(endpoints, redirect_uri=self._settings.redirect_uri, timeout=10) as client:
+                answer = client.revoke_token(endpoints.revoke_url, token=token, token_type_hint=kind)
+            return bool(answer.status_code < 400)
+
+        try:
+            revoked = await anyio.to_thread.run_sync(revoke)
+        except (httpx2.HTTPError, OAuthError) as exc:
+            log.warning("revoking connection %s at %s failed: %s", name, endpoints.manifest.name, type(exc).__name__)
+            return False
+        if not revoked:
+            log.warning("%s refused to revoke connection %s's token", endpoints.manifest.name, name)
+        return revoked

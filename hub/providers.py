@@ -29,6 +29,7 @@ class ProviderEndpoints:
     client_id: str | None
     client_secret: str | None = None
     sandboxed: bool = False
+    revoke_url: str | None = None
 
     @property
     def configured(self) -> bool:
@@ -37,6 +38,14 @@ class ProviderEndpoints:
 
 def _sandbox_url(base: str, real_url: str) -> str:
     return base + urlsplit(real_url).path.rstrip("/")
+
+
+def _moved(revoke_url: str | None, real_token_url: str, token_url: str | None) -> str | None:
+    """The revocation endpoint follows the token endpoint when a setting moves that to another host."""
+    if revoke_url is None or token_url is None:
+        return revoke_url
+    moved = urlsplit(token_url)
+    return f"{moved.scheme}://{moved.netloc}{urlsplit(revoke_url).path}"
 
 
 def resolve_providers(settings: Settings) -> dict[str, ProviderEndpoints]:
@@ -59,6 +68,7 @@ def resolve_providers(settings: Settings) -> dict[str, ProviderEndpoints]:
                 # Lives only in this process's memory, shared with the sandbox it mounts.
                 client_secret=secrets.token_urlsafe(24),
                 sandboxed=True,
+                revoke_url=_sandbox_url(base, manifest.revoke_url) if manifest.revoke_url else None,
             )
         else:
             resolved[name] = ProviderEndpoints(
@@ -68,6 +78,7 @@ def resolve_providers(settings: Settings) -> dict[str, ProviderEndpoints]:
                 api_base=own.api_base or manifest.api_base,
                 client_id=own.client_id,
                 client_secret=secret,
+                revoke_url=_moved(manifest.revoke_url, manifest.token_url, own.token_url),
             )
     return resolved
 

@@ -1,16 +1,17 @@
 """The hub's parts wired together for one process: database, vault, policy cache, tokens, audit, calls."""
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 import base64
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.orm import Session
 
 from hub.audit import AuditWriter
 from hub.calls import CallPipeline
+from hub.connections import revoke_connection
 from hub.db import Database
 from hub.models import HubMeta
 from hub.oauth import OAuthFlow
@@ -94,6 +95,12 @@ class Hub:
         await self.audit.stop()
         self.tokens.close()
         self.db.dispose()
+
+    async def revoke_connection(self, name: str) -> None:
+        """Revoke at the provider where it offers an endpoint, then forget the tokens here."""
+        await self.oauth.revoke_at_provider(name=name)
+        await self.db.run(lambda s: revoke_connection(s, name=name))
+        await self.changed()
 
     async def changed(self) -> None:
         """Policy changed through this process: reload now, so the very next call sees it."""

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from hub import agents as agent_service
 from hub.api.deps import AdminDep, HubDep
 from hub.audit import latest, verify
-from hub.connections import connect_with_api_key, list_connections, revoke_connection
+from hub.connections import connect_with_api_key, list_connections
 from hub.errors import NotFound
 from hub.models import Agent, Grant
 from hub.schemas import (
@@ -97,8 +97,7 @@ async def connect_api_key(body: ApiKeyConnect, _: AdminDep, hub: HubDep) -> Conn
 
 @router.delete("/connections/{name}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke(name: str, _: AdminDep, hub: HubDep) -> None:
-    await hub.db.run(lambda s: revoke_connection(s, name=name))
-    await hub.changed()
+    await hub.revoke_connection(name)
 
 
 @router.get("/grants")
