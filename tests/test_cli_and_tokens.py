@@ -4,6 +4,7 @@
 import subprocess
 import sys
 import time
+from pathlib import Path
 from collections.abc import Callable
 
 import httpx
@@ -121,3 +122,10 @@ def test_serve_refuses_master_keys_that_cannot_open_its_secrets(hub: Hub) -> Non
     )
     assert result.returncode == 2
     assert "check SWITCHBOARD_MASTER_KEYS" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_docs_tools_table_is_current() -> None:
+    """docs/tools.md is `switchboard tools`' output: adding a tool without regenerating it fails here."""
+    root = Path(__file__).resolve().parents[1]
+    printed = subprocess.run([sys.executable, "-m", "hub", "tools"], capture_output=True, text=True, check=True, cwd=root)
+    assert printed.stdout == (root / "docs" / "tools.md").read_text()
