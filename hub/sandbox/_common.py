@@ -27,6 +27,9 @@ class SandboxStats:
             del self.requests[: MAX_LOGGED_REQUESTS // 2]  # amortised O(1): trim in halves, oldest first
         self.requests.append((method, path))
 
+    def count_token_request(self, grant_type: str) -> None:
+        self.token_requests[grant_type] = self.token_requests.get(grant_type, 0) + 1
+
     def reset(self) -> None:
         # In place, so that anyone holding `sandbox.stats` keeps seeing the live object.
         self.api_requests = 0

@@ -7,9 +7,6 @@ As Google does: PKCE (S256 or plain) when a challenge is sent; a refresh token o
 what was granted; revoking any token of a grant ends the whole grant.
 """
 
-import base64
-import hashlib
-import hmac
 import html
 import secrets
 import threading
@@ -17,13 +14,23 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from hub.sandbox._common import SandboxStats, json_response
+from hub.sandbox._oauth_common import (
+    NO_STORE,
+    absolute_http_url,
+    basic_or_form_client,
+    consent_form,
+    consent_page,
+    s256,
+    same,
+    with_query,
+)
 
 __all__ = ["SCOPE_DESCRIPTIONS", "GoogleOAuthServer"]
 
@@ -60,10 +67,6 @@ _AUTHORIZE_FIELDS = (
     "include_granted_scopes",
     "login_hint",
 )
-_PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-}
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;color:#202124}"
     "button{font:inherit;padding:.5rem 1.25rem;margin-right:.5rem;border-radius:4px;cursor:pointer}"
@@ -89,39 +92,14 @@ class _Token:
     expires_at: float = float("inf")
 
 
-def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
-
-
-def _s256(verifier: str) -> str:
-    digest = hashlib.sha256(verifier.encode("ascii", "replace")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-
-def _with_query(url: str, params: Mapping[str, str]) -> str:
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True) + [(k, v) for k, v in params.items() if v]
-    return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
-    doc = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
-        f"<body><main><h1>{html.escape(title)}</h1>{body}</main></body></html>"
-    )
-    return HTMLResponse(doc, status_code, _PAGE_HEADERS)
-
-
 def _error_page(error: str, message: str) -> HTMLResponse:
     body = f'<p role="alert"><strong>Error 400: {html.escape(error)}</strong></p><p>{html.escape(message)}</p>'
-    return _page("Access blocked: Authorization Error", body, 400)
+    return consent_page("Access blocked: Authorization Error", body, style=_STYLE, status_code=400)
 
 
 def _token_error(error: str, description: str, status_code: int = 400) -> Response:
     body = {"error": error, "error_description": description}
-    return json_response(body, status_code, {"Cache-Control": "no-store", "Pragma": "no-cache"})
+    return json_response(body, status_code, NO_STORE)
 
 
 class GoogleOAuthServer:
@@ -190,13 +168,9 @@ class GoogleOAuthServer:
     # -- authorize -----------------------------------------------------------------------------------------
 
     def _check_request(self, params: Mapping[str, str]) -> tuple[str, str] | None:
-        if not _same(params.get("client_id", ""), self._client_id):
+        if not same(params.get("client_id", ""), self._client_id):
             return "invalid_client", "The OAuth client was not found."
-        try:
-            redirect = urlsplit(params.get("redirect_uri", ""))
-        except ValueError:
-            redirect = urlsplit("")
-        if redirect.scheme not in ("http", "https") or not redirect.netloc:
+        if not absolute_http_url(params.get("redirect_uri", "")):
             return "redirect_uri_mismatch", "The redirect URI in the request is missing or not an absolute URL."
         if params.get("response_type") != "code":
             return "unsupported_response_type", "response_type must be code."
@@ -219,18 +193,15 @@ class GoogleOAuthServer:
             f"<li>{html.escape(SCOPE_DESCRIPTIONS[s])} (<code>{html.escape(s)}</code>)</li>"
             for s in params["scope"].split()
         )
-        hidden = "".join(f'<input type="hidden" name="{k}" value="{html.escape(v)}">' for k, v in params.items())
         host = urlsplit(params["redirect_uri"]).netloc
         body = (
             f"<p><strong>{html.escape(params['client_id'])}</strong> wants access to your Google Account "
             f"<strong>{html.escape(self._account)}</strong> (sandbox). It will be able to:</p>"
             f'<ul aria-label="Requested permissions">{items}</ul>'
             f"<p>You will then be sent back to <strong>{html.escape(host)}</strong>.</p>"
-            f'<form method="post" action="{html.escape(request.url.path)}">{hidden}'
-            '<button type="submit" name="decision" value="approve">Continue</button>'
-            '<button type="submit" name="decision" value="deny">Cancel</button></form>'
+            f"{consent_form(request, params, 'Continue')}"
         )
-        return _page("Sign in with Google (sandbox)", body)
+        return consent_page("Sign in with Google (sandbox)", body, style=_STYLE)
 
     async def _authorize_decision(self, request: Request) -> Response:
         form = await request.form()
@@ -240,9 +211,7 @@ class GoogleOAuthServer:
             return _error_page(*problem)
         decision, state = form.get("decision"), params.get("state", "")
         if decision == "deny":
-            return RedirectResponse(
-                _with_query(params["redirect_uri"], {"error": "access_denied", "state": state}), 302
-            )
+            return RedirectResponse(with_query(params["redirect_uri"], {"error": "access_denied", "state": state}), 302)
         if decision != "approve":
             return _error_page("invalid_request", "decision must be approve or deny.")
         code = "4/0" + secrets.token_urlsafe(32)
@@ -264,29 +233,19 @@ class GoogleOAuthServer:
             )
         granted = " ".join(sorted(scopes))
         return RedirectResponse(
-            _with_query(params["redirect_uri"], {"state": state, "code": code, "scope": granted, "authuser": "0"}),
+            with_query(params["redirect_uri"], {"state": state, "code": code, "scope": granted, "authuser": "0"}),
             302,
         )
 
     # -- token ---------------------------------------------------------------------------------------------
 
-    def _client_authenticated(self, request: Request, form: Mapping[str, str]) -> bool:
-        client_id, client_secret = form.get("client_id", ""), form.get("client_secret", "")
-        basic = request.headers.get("authorization", "")
-        if basic[:6].lower() == "basic ":
-            try:
-                pair = base64.b64decode(basic[6:].strip(), validate=True).decode()
-                client_id, _, client_secret = (unquote(p) for p in pair.partition(":"))
-            except ValueError:
-                return False
-        return _same(client_id, self._client_id) and _same(client_secret, self._client_secret)
-
     async def _token(self, request: Request) -> Response:
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
         grant_type = form.get("grant_type", "")
         with self._lock:
-            self._stats.token_requests[grant_type] = self._stats.token_requests.get(grant_type, 0) + 1
-        if not self._client_authenticated(request, form):
+            self._stats.count_token_request(grant_type)
+        client_id, client_secret = basic_or_form_client(request, form)
+        if not (same(client_id, self._client_id) and same(client_secret, self._client_secret)):
             return _token_error("invalid_client", "Unauthorized", 401)
         if grant_type == "authorization_code":
             return self._exchange_code(form)
@@ -306,8 +265,8 @@ class GoogleOAuthServer:
                 verifier = form.get("code_verifier", "")
                 if not verifier:
                     return _token_error("invalid_grant", "Missing code verifier.")
-                expected = _s256(verifier) if code.method == "S256" else verifier
-                if not _same(expected, code.challenge):
+                expected = s256(verifier) if code.method == "S256" else verifier
+                if not same(expected, code.challenge):
                     return _token_error("invalid_grant", "Invalid code verifier.")
             elif form.get("code_verifier"):
                 return _token_error("invalid_request", "code_verifier or verifier is not needed.")
@@ -340,7 +299,7 @@ class GoogleOAuthServer:
             self._refresh[token] = _Token(grant, scopes)
             self.issued.append(token)
             body["refresh_token"] = token
-        return json_response(body, 200, {"Cache-Control": "no-store", "Pragma": "no-cache"})
+        return json_response(body, 200, NO_STORE)
 
     # -- revoke --------------------------------------------------------------------------------------------
 

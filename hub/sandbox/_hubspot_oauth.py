@@ -4,9 +4,6 @@ Real HubSpot answers token errors with its own `status`/`message`/`correlationId
 `error`/`error_description` pair as well so that generic OAuth clients (authlib) can classify the failure.
 """
 
-import base64
-import hashlib
-import hmac
 import html
 import secrets
 import threading
@@ -15,23 +12,28 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from hub.sandbox._common import SandboxStats, json_response
+from hub.sandbox._oauth_common import (
+    NO_STORE,
+    absolute_http_url,
+    basic_or_form_client,
+    consent_form,
+    consent_page,
+    s256,
+    same,
+    with_query,
+)
 
 __all__ = ["CODE_TTL", "OAuthServer"]
 
 CODE_TTL = 600.0  # HubSpot authorization codes live ten minutes
 _clock: Callable[[], float] = time.monotonic  # tests move time forward by replacing this
-_PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    # No `form-action`: browsers apply it to the redirect after the POST, which leaves for the client's host.
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-}
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;color:#213343}"
     "button{font:inherit;padding:.5rem 1.25rem;margin-right:.5rem;border-radius:4px;cursor:pointer}"
@@ -82,18 +84,9 @@ def _token_error(status: str, error: str, message: str) -> Response:
     return json_response(body, 400, {"Cache-Control": "no-store"})
 
 
-def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
-    doc = (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
-        f"<body><main><h1>{html.escape(title)}</h1>{body}</main></body></html>"
-    )
-    return HTMLResponse(doc, status_code, _PAGE_HEADERS)
-
-
 def _error_page(message: str) -> HTMLResponse:
-    return _page("Invalid authorization request", f'<p role="alert">{html.escape(message)}</p>', 400)
+    body = f'<p role="alert">{html.escape(message)}</p>'
+    return consent_page("Invalid authorization request", body, style=_STYLE, status_code=400)
 
 
 def _describe(scope: str) -> str:
@@ -103,21 +96,6 @@ def _describe(scope: str) -> str:
         if verb:
             return f"{verb} your {parts[2]}"
     return scope
-
-
-def _with_query(url: str, params: Mapping[str, str]) -> str:
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True) + [(k, v) for k, v in params.items() if v]
-    return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())  # bytes: compare_digest rejects non-ASCII str
-
-
-def _s256(verifier: str) -> str:
-    digest = hashlib.sha256(verifier.encode("ascii", "replace")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 class OAuthServer:
@@ -176,13 +154,9 @@ class OAuthServer:
     # -- authorize -----------------------------------------------------------------------------------------
 
     def _check_request(self, params: Mapping[str, str]) -> str | None:
-        if not _same(params.get("client_id", ""), self._client_id):
+        if not same(params.get("client_id", ""), self._client_id):
             return "Unknown client_id: no app is registered with this id."
-        try:
-            redirect = urlsplit(params.get("redirect_uri", ""))
-        except ValueError:  # e.g. an unclosed IPv6 bracket
-            redirect = urlsplit("")
-        if redirect.scheme not in ("http", "https") or not redirect.netloc:
+        if not absolute_http_url(params.get("redirect_uri", "")):
             return "redirect_uri is missing or is not an absolute http(s) URL."
         # Strict on purpose: a server that defaulted to `plain` would reject an S256 verifier later.
         if params.get("code_challenge") and params.get("code_challenge_method") != "S256":
@@ -198,19 +172,15 @@ class OAuthServer:
             "".join(f"<li>{html.escape(_describe(s))} (<code>{html.escape(s)}</code>)</li>" for s in scopes)
             or "<li>No scopes requested</li>"
         )
-        hidden = "".join(f'<input type="hidden" name="{k}" value="{html.escape(v)}">' for k, v in params.items())
         host = urlsplit(params["redirect_uri"]).netloc
         body = (
             f"<p>The app <strong>{html.escape(params['client_id'])}</strong> wants to access your "
             f"HubSpot sandbox account. It will be able to:</p>"
             f'<ul aria-label="Requested permissions">{items}</ul>'
             f"<p>You will then be sent back to <strong>{html.escape(host)}</strong>.</p>"
-            # request.url.path already carries the mount prefix (root_path), so this works when mounted.
-            f'<form method="post" action="{html.escape(request.url.path)}">{hidden}'
-            f'<button type="submit" name="decision" value="approve">Connect</button>'
-            f'<button type="submit" name="decision" value="deny">Cancel</button></form>'
+            f"{consent_form(request, params, 'Connect')}"
         )
-        return _page("Connect to HubSpot (sandbox)", body)
+        return consent_page("Connect to HubSpot (sandbox)", body, style=_STYLE)
 
     async def _authorize_decision(self, request: Request) -> Response:
         form = await request.form()
@@ -222,7 +192,7 @@ class OAuthServer:
         state = params.get("state", "")
         if decision == "deny":
             return RedirectResponse(
-                _with_query(
+                with_query(
                     params["redirect_uri"],
                     {
                         "error": "access_denied",
@@ -244,7 +214,7 @@ class OAuthServer:
                 params.get("code_challenge") or None,
                 _clock() + CODE_TTL,
             )
-        return RedirectResponse(_with_query(params["redirect_uri"], {"code": code, "state": state}), 302)
+        return RedirectResponse(with_query(params["redirect_uri"], {"code": code, "state": state}), 302)
 
     # -- token ---------------------------------------------------------------------------------------------
 
@@ -252,16 +222,9 @@ class OAuthServer:
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
         grant_type = form.get("grant_type", "")
         with self._lock:
-            self._stats.token_requests[grant_type] = self._stats.token_requests.get(grant_type, 0) + 1
-        client_id, client_secret = form.get("client_id", ""), form.get("client_secret", "")
-        basic = request.headers.get("authorization", "")
-        if basic[:6].lower() == "basic ":
-            try:
-                pair = base64.b64decode(basic[6:].strip(), validate=True).decode()
-                client_id, _, client_secret = (unquote(p) for p in pair.partition(":"))
-            except ValueError:
-                client_id = client_secret = ""
-        if not (_same(client_id, self._client_id) and _same(client_secret, self._client_secret)):
+            self._stats.count_token_request(grant_type)
+        client_id, client_secret = basic_or_form_client(request, form)
+        if not (same(client_id, self._client_id) and same(client_secret, self._client_secret)):
             return _token_error("BAD_CLIENT_ID", "invalid_client", "missing or invalid client_id or secret")
         if grant_type == "authorization_code":
             return self._exchange_code(form)
@@ -287,7 +250,7 @@ class OAuthServer:
                 )
             if code.challenge is not None:
                 verifier = form.get("code_verifier", "")
-                if not verifier or not _same(_s256(verifier), code.challenge):
+                if not verifier or not same(s256(verifier), code.challenge):
                     return _token_error(
                         "BAD_AUTH_CODE", "invalid_grant", "code_verifier does not match the code_challenge"
                     )
@@ -316,4 +279,4 @@ class OAuthServer:
             "access_token": access,
             "expires_in": self._ttl,
         }
-        return json_response(body, 200, {"Cache-Control": "no-store", "Pragma": "no-cache"})
+        return json_response(body, 200, NO_STORE)

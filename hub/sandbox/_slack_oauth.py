@@ -7,9 +7,6 @@ a challenge; every answer of the token method is HTTP 200 JSON with `ok`, failur
 a refresh token and `expires_in`, and each refresh spends the refresh token it was given.
 """
 
-import base64
-import hashlib
-import hmac
 import html
 import secrets
 import threading
@@ -17,13 +14,23 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from hub.sandbox._common import SandboxStats, json_response
+from hub.sandbox._oauth_common import (
+    NO_STORE,
+    absolute_http_url,
+    basic_or_form_client,
+    consent_form,
+    consent_page,
+    s256,
+    same,
+    with_query,
+)
 
 __all__ = ["CODE_TTL", "KNOWN_SCOPES", "AuthFailure", "OAuthServer"]
 
@@ -44,11 +51,6 @@ KNOWN_SCOPES: Mapping[str, str] = {
     "chat:write": "Send messages as the app",
     "chat:write.public": "Send messages to channels the app isn't a member of",
 }
-_PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    # No `form-action`: browsers apply it to the redirect after the POST, which leaves for the client's host.
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-}
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;color:#1d1c1d}"
     "button{font:inherit;padding:.5rem 1.25rem;margin-right:.5rem;border-radius:4px;cursor:pointer}"
@@ -65,7 +67,6 @@ _AUTHORIZE_FIELDS = (
     "code_challenge",
     "code_challenge_method",
 )
-_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 @dataclass(slots=True)
@@ -83,33 +84,9 @@ class _AccessToken:
     revoked: bool = False
 
 
-def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
-    doc = (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
-        f"<body><main><h1>{html.escape(title)}</h1>{body}</main></body></html>"
-    )
-    return HTMLResponse(doc, status_code, _PAGE_HEADERS)
-
-
 def _error_page(message: str) -> HTMLResponse:
-    return _page("Something's not quite right", f'<p role="alert">{html.escape(message)}</p>', 400)
-
-
-def _with_query(url: str, params: Mapping[str, str]) -> str:
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True) + [(k, v) for k, v in params.items() if v]
-    return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())  # bytes: compare_digest rejects non-ASCII str
-
-
-def _s256(verifier: str) -> str:
-    digest = hashlib.sha256(verifier.encode("ascii", "replace")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    body = f'<p role="alert">{html.escape(message)}</p>'
+    return consent_page("Something's not quite right", body, style=_STYLE, status_code=400)
 
 
 def _scopes(raw: str) -> list[str]:
@@ -117,7 +94,7 @@ def _scopes(raw: str) -> list[str]:
 
 
 def _fail(error: str) -> Response:
-    return json_response({"ok": False, "error": error}, 200, _NO_STORE)
+    return json_response({"ok": False, "error": error}, 200, NO_STORE)
 
 
 class OAuthServer:
@@ -186,18 +163,13 @@ class OAuthServer:
     # -- authorize -----------------------------------------------------------------------------------------
 
     def _check_request(self, params: Mapping[str, str]) -> str | None:
-        if not _same(params.get("client_id", ""), self._client_id):
+        if not same(params.get("client_id", ""), self._client_id):
             return "Invalid client_id parameter: no app is registered with this id."
         redirect = params.get("redirect_uri")
-        if redirect is not None:
-            try:
-                parts = urlsplit(redirect)
-            except ValueError:  # e.g. an unclosed IPv6 bracket
-                parts = urlsplit("")
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                return "redirect_uri did not match any configured URIs: it is not an absolute http(s) URL."
-        else:
+        if redirect is None:
             return "No redirect_uri was given, and this sandbox app has none configured."
+        if not absolute_http_url(redirect):
+            return "redirect_uri did not match any configured URIs: it is not an absolute http(s) URL."
         scopes = _scopes(params.get("scope", ""))
         if not scopes:
             return "invalid_scope: the request asks for no bot scope."
@@ -215,7 +187,6 @@ class OAuthServer:
         items = "".join(
             f"<li>{html.escape(KNOWN_SCOPES[s])} (<code>{html.escape(s)}</code>)</li>" for s in _scopes(params["scope"])
         )
-        hidden = "".join(f'<input type="hidden" name="{k}" value="{html.escape(v)}">' for k, v in params.items())
         team = html.escape(str(self._installation["team"]["name"]))
         host = urlsplit(params["redirect_uri"]).netloc
         body = (
@@ -223,12 +194,9 @@ class OAuthServer:
             f"the <strong>{team}</strong> Slack workspace (sandbox). It will be able to:</p>"
             f'<ul aria-label="Requested permissions">{items}</ul>'
             f"<p>You will then be sent back to <strong>{html.escape(host)}</strong>.</p>"
-            # request.url.path already carries the mount prefix (root_path), so this works when mounted.
-            f'<form method="post" action="{html.escape(request.url.path)}">{hidden}'
-            f'<button type="submit" name="decision" value="approve">Allow</button>'
-            f'<button type="submit" name="decision" value="deny">Cancel</button></form>'
+            f"{consent_form(request, params, 'Allow')}"
         )
-        return _page(f"Install on {self._installation['team']['name']} (sandbox)", body)
+        return consent_page(f"Install on {self._installation['team']['name']} (sandbox)", body, style=_STYLE)
 
     async def _authorize_decision(self, request: Request) -> Response:
         form = await request.form()
@@ -239,9 +207,7 @@ class OAuthServer:
         decision = form.get("decision")
         state = params.get("state", "")
         if decision == "deny":
-            return RedirectResponse(
-                _with_query(params["redirect_uri"], {"error": "access_denied", "state": state}), 302
-            )
+            return RedirectResponse(with_query(params["redirect_uri"], {"error": "access_denied", "state": state}), 302)
         if decision != "approve":
             return _error_page("decision must be approve or deny.")
         code = secrets.token_hex(16)
@@ -252,7 +218,7 @@ class OAuthServer:
                 params.get("code_challenge") or None,
                 _clock() + CODE_TTL,
             )
-        return RedirectResponse(_with_query(params["redirect_uri"], {"code": code, "state": state}), 302)
+        return RedirectResponse(with_query(params["redirect_uri"], {"code": code, "state": state}), 302)
 
     # -- oauth.v2.access ---------------------------------------------------------------------------------
 
@@ -262,18 +228,11 @@ class OAuthServer:
             form |= {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
         grant_type = form.get("grant_type") or "authorization_code"
         with self._lock:
-            self._stats.token_requests[grant_type] = self._stats.token_requests.get(grant_type, 0) + 1
-        client_id, client_secret = form.get("client_id", ""), form.get("client_secret", "")
-        basic = request.headers.get("authorization", "")
-        if basic[:6].lower() == "basic ":
-            try:
-                pair = base64.b64decode(basic[6:].strip(), validate=True).decode()
-                client_id, _, client_secret = (unquote(p) for p in pair.partition(":"))
-            except ValueError:
-                client_id = client_secret = ""
-        if not _same(client_id, self._client_id):
+            self._stats.count_token_request(grant_type)
+        client_id, client_secret = basic_or_form_client(request, form)
+        if not same(client_id, self._client_id):
             return _fail("invalid_client_id")
-        if not _same(client_secret, self._client_secret):
+        if not same(client_secret, self._client_secret):
             return _fail("bad_client_secret")
         if grant_type == "authorization_code":
             return self._exchange_code(form)
@@ -291,7 +250,7 @@ class OAuthServer:
                 return _fail("bad_redirect_uri")
             if code.challenge is not None:
                 verifier = form.get("code_verifier", "")
-                if not verifier or not _same(_s256(verifier), code.challenge):
+                if not verifier or not same(s256(verifier), code.challenge):
                     return _fail("invalid_code_verifier")
             return self._issue(code.scopes)
 
@@ -329,4 +288,4 @@ class OAuthServer:
             self._access[access] = _AccessToken(scopes, None)
             self.issued.append(access)
             body["access_token"] = access
-        return json_response(body, 200, _NO_STORE)
+        return json_response(body, 200, NO_STORE)

@@ -13,7 +13,6 @@ access token (scope read_only or read_write), an account secret key, or a restri
 """
 
 import base64
-import hmac
 import html
 import secrets
 import string
@@ -22,13 +21,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from hub.sandbox._common import SandboxStats, json_response
+from hub.sandbox._oauth_common import NO_STORE, absolute_http_url, consent_form, consent_page, same, with_query
 
 __all__ = ["CODE_TTL", "ConnectOAuth", "Principal", "mask"]
 
@@ -37,10 +37,6 @@ SCOPES = ("read_only", "read_write")
 _clock: Callable[[], float] = time.monotonic  # tests move time forward by replacing this
 _ALNUM = string.ascii_letters + string.digits
 _FIELDS = ("response_type", "client_id", "scope", "redirect_uri", "state", "stripe_landing", "always_prompt")
-_PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-}
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;color:#30313d}"
     "button{font:inherit;padding:.5rem 1.25rem;margin-right:.5rem;border-radius:6px;cursor:pointer}"
@@ -61,10 +57,6 @@ def mask(key: str) -> str:
     """A key as Stripe prints it in errors: its kind, then only the last four characters."""
     head = key[:8] if key[:3] in ("sk_", "rk_", "pk_") else ""
     return f"{head}{'*' * 20}{key[-4:]}"
-
-
-def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
 
 
 @dataclass(slots=True)
@@ -105,20 +97,9 @@ def _oauth_error(error: str, description: str, status: int = 400) -> Response:
     return json_response({"error": error, "error_description": description}, status, {"Cache-Control": "no-store"})
 
 
-def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
-    doc = (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
-        f"<body><main><h1>{html.escape(title)}</h1>{body}</main></body></html>"
-    )
-    return HTMLResponse(doc, status_code, _PAGE_HEADERS)
-
-
-def _with_query(url: str, params: Mapping[str, str]) -> str:
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True) + [(k, v) for k, v in params.items() if v]
-    return urlunsplit(parts._replace(query=urlencode(query)))
+def _error_page(message: str) -> HTMLResponse:
+    body = f'<p role="alert">{html.escape(message)}</p>'
+    return consent_page("Invalid authorization request", body, style=_STYLE, status_code=400)
 
 
 class ConnectOAuth:
@@ -201,10 +182,9 @@ class ConnectOAuth:
     # -- authorize -----------------------------------------------------------------------------------------
 
     def _check(self, params: Mapping[str, str]) -> str | None:
-        if not _same(params.get("client_id", ""), self._client_id):
+        if not same(params.get("client_id", ""), self._client_id):
             return "No application matches the supplied client identifier."
-        redirect = urlsplit(params.get("redirect_uri", ""))
-        if redirect.scheme not in ("http", "https") or not redirect.netloc:
+        if not absolute_http_url(params.get("redirect_uri", "")):
             return "redirect_uri is missing or is not an absolute http(s) URL."
         if params.get("response_type") != "code":
             return "response_type must be code."
@@ -215,38 +195,33 @@ class ConnectOAuth:
     async def _authorize_page(self, request: Request) -> Response:
         params = {k: v for k, v in request.query_params.items() if k in _FIELDS}
         if (problem := self._check(params)) is not None:
-            return _page("Invalid authorization request", f'<p role="alert">{html.escape(problem)}</p>', 400)
+            return _error_page(problem)
         scope, host = params.get("scope", "read_only"), urlsplit(params["redirect_uri"]).netloc
-        hidden = "".join(f'<input type="hidden" name="{k}" value="{html.escape(v)}">' for k, v in params.items())
         body = (
             f"<p>The platform <strong>{html.escape(params['client_id'])}</strong> wants to connect to your "
             f"Stripe sandbox account <code>{self._account}</code>. It will be able to:</p>"
             f'<ul aria-label="Requested permissions"><li>{html.escape(_DESCRIBE[scope])} '
             f"(<code>{scope}</code>)</li></ul>"
             f"<p>You will then be sent back to <strong>{html.escape(host)}</strong>.</p>"
-            f'<form method="post" action="{html.escape(request.url.path)}">{hidden}'
-            f'<button type="submit" name="decision" value="approve">Connect</button>'
-            f'<button type="submit" name="decision" value="deny">Cancel</button></form>'
+            f"{consent_form(request, params, 'Connect')}"
         )
-        return _page("Connect your Stripe account (sandbox)", body)
+        return consent_page("Connect your Stripe account (sandbox)", body, style=_STYLE)
 
     async def _authorize_decision(self, request: Request) -> Response:
         form = await request.form()
         params = {k: v for k, v in form.items() if k in _FIELDS and isinstance(v, str)}
         if (problem := self._check(params)) is not None:
-            return _page("Invalid authorization request", f'<p role="alert">{html.escape(problem)}</p>', 400)
+            return _error_page(problem)
         decision, state = form.get("decision"), params.get("state", "")
         if decision == "deny":
             denied = {"error": "access_denied", "error_description": "The user denied your request", "state": state}
-            return RedirectResponse(_with_query(params["redirect_uri"], denied), 302)
+            return RedirectResponse(with_query(params["redirect_uri"], denied), 302)
         if decision != "approve":
-            return _page("Invalid authorization request", '<p role="alert">decision must be approve or deny.</p>', 400)
+            return _error_page("decision must be approve or deny.")
         code, scope = _token("ac_", 24), params.get("scope", "read_only")
         with self._lock:
             self._codes[code] = _Code(scope, params["redirect_uri"], _clock() + CODE_TTL)
-        return RedirectResponse(
-            _with_query(params["redirect_uri"], {"code": code, "scope": scope, "state": state}), 302
-        )
+        return RedirectResponse(with_query(params["redirect_uri"], {"code": code, "scope": scope, "state": state}), 302)
 
     # -- token ---------------------------------------------------------------------------------------------
 
@@ -267,9 +242,9 @@ class ConnectOAuth:
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
         grant_type = form.get("grant_type", "")
         with self._lock:
-            self._stats.token_requests[grant_type] = self._stats.token_requests.get(grant_type, 0) + 1
+            self._stats.count_token_request(grant_type)
         secret = self._client_secret_of(request, form)
-        if not _same(secret, self._client_secret) or form.get("client_id", self._client_id) != self._client_id:
+        if not same(secret, self._client_secret) or form.get("client_id", self._client_id) != self._client_id:
             return _oauth_error("invalid_client", "No such API key or client: check client_secret and client_id", 401)
         if grant_type == "authorization_code":
             with self._lock:
@@ -312,4 +287,4 @@ class ConnectOAuth:
             "stripe_user_id": self._account,
             "scope": scope,
         }
-        return json_response(body, 200, {"Cache-Control": "no-store", "Pragma": "no-cache"})
+        return json_response(body, 200, NO_STORE)

@@ -11,17 +11,14 @@ Test hooks live under `/_control/`: `POST expire-tokens`, `GET stats`, `POST res
 """
 
 import threading
-from typing import Any
 
-import orjson
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hub.sandbox._common import SandboxStats, json_response, route_path
+from hub.sandbox._common import SandboxStats, json_response
+from hub.sandbox._control import Controls, Throttle, decode_object, throttle_from
 from hub.sandbox._google_api import GoogleError, error_response
 from hub.sandbox._google_drive import DriveApi
 from hub.sandbox._google_gmail import GmailApi
@@ -40,21 +37,25 @@ async def _google_error_handler(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
-class _Gate:
-    """Pure ASGI middleware: counts and logs requests and serves the throttle, before any routing."""
+def _read_throttle(raw: bytes) -> Throttle:
+    body = decode_object(raw)
+    if body is None:
+        raise GoogleError(400, "expected a JSON object", "parseError")
+    throttle = throttle_from(body)
+    if throttle is None:
+        raise GoogleError(400, "count and retry_after must be integers", "invalid")
+    reason = body.get("reason", "rateLimitExceeded")
+    if reason not in _RATE_REASONS:
+        raise GoogleError(400, f"reason must be one of {', '.join(_RATE_REASONS)}", "invalid")
+    return Throttle(throttle.count, throttle.retry_after, reason)
 
-    def __init__(self, app: ASGIApp, sandbox: "GoogleSandbox") -> None:
-        self.app, self.sandbox = app, sandbox
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            path = route_path(scope)
-            if not path.startswith("/_control/"):
-                throttled = self.sandbox._note(scope["method"], path)
-                if throttled is not None:
-                    await throttled(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+def _throttled(throttle: Throttle) -> Response:
+    # Google rarely sends Retry-After; the control endpoint may add one.
+    headers = {"Retry-After": str(throttle.retry_after)} if throttle.retry_after is not None else None
+    reason = throttle.reason
+    message = "Rate Limit Exceeded" if reason == "rateLimitExceeded" else "User Rate Limit Exceeded"
+    return error_response(GoogleError(_RATE_REASONS[reason], message, reason, domain="usageLimits", headers=headers))
 
 
 class GoogleSandbox:
@@ -85,23 +86,23 @@ class GoogleSandbox:
         self.gmail = GmailApi(
             lock=self._lock, authenticate=self._oauth.authenticate, account=ACCOUNT, display_name=_DISPLAY_NAME
         )
-        self._throttle_count = 0
-        self._throttle_retry_after: int | None = None
-        self._throttle_reason = "rateLimitExceeded"
+        self._controls = Controls(
+            lock=self._lock,
+            stats=self.stats,
+            tokens=self._oauth,
+            is_api=lambda path: path.startswith(_API_PREFIXES),
+            read_throttle=_read_throttle,
+            throttled=_throttled,
+        )
         self.app = Starlette(
             routes=[
                 *self._oauth.routes(),
                 *self.drive.routes(),
                 *self.gmail.routes(),
-                Route("/_control/expire-tokens", self._control_expire, methods=["POST"]),
-                Route("/_control/stats", self._control_stats, methods=["GET"]),
-                Route("/_control/reset-stats", self._control_reset, methods=["POST"]),
-                Route("/_control/issued-tokens", self._control_issued, methods=["GET"]),
-                Route("/_control/revoke-all", self._control_revoke, methods=["POST"]),
-                Route("/_control/throttle", self._control_throttle, methods=["POST"]),
+                *self._controls.routes(),
                 Route("/_control/drive-notifications", self._control_notifications, methods=["GET"]),
             ],
-            middleware=[Middleware(_Gate, sandbox=self)],
+            middleware=[self._controls.middleware()],
             exception_handlers={GoogleError: _google_error_handler},
         )
 
@@ -111,69 +112,10 @@ class GoogleSandbox:
 
     @property
     def issued_tokens(self) -> list[str]:
-        with self._lock:
-            return list(self._oauth.issued)
-
-    # -- per request -------------------------------------------------------------------------------------
-
-    def _note(self, method: str, path: str) -> Response | None:
-        """Record a request; a throttled API call gets its rate-limit answer here."""
-        with self._lock:
-            self.stats.log(method, path)
-            if not path.startswith(_API_PREFIXES):
-                return None
-            self.stats.api_requests += 1
-            if self._throttle_count <= 0:
-                return None
-            self._throttle_count -= 1
-            retry_after, reason = self._throttle_retry_after, self._throttle_reason
-        # Google rarely sends Retry-After; the control endpoint may add one.
-        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-        message = "Rate Limit Exceeded" if reason == "rateLimitExceeded" else "User Rate Limit Exceeded"
-        return error_response(
-            GoogleError(_RATE_REASONS[reason], message, reason, domain="usageLimits", headers=headers)
-        )
+        return self._controls.issued_tokens()
 
     # -- test hooks ----------------------------------------------------------------------------------------
-
-    async def _control_expire(self, request: Request) -> Response:
-        self.expire_access_tokens()
-        return Response(status_code=204)
-
-    async def _control_stats(self, request: Request) -> Response:
-        with self._lock:
-            return json_response(self.stats.snapshot())
-
-    async def _control_issued(self, request: Request) -> Response:
-        return json_response({"tokens": self.issued_tokens})
-
-    async def _control_reset(self, request: Request) -> Response:
-        with self._lock:
-            self.stats.reset()
-        return Response(status_code=204)
-
-    async def _control_revoke(self, request: Request) -> Response:
-        self._oauth.revoke_all()
-        return Response(status_code=204)
 
     async def _control_notifications(self, request: Request) -> Response:
         with self._lock:
             return json_response({"notifications": list(self.drive.notifications)})
-
-    async def _control_throttle(self, request: Request) -> Response:
-        raw = await request.body()
-        try:
-            body: Any = orjson.loads(raw) if raw else {}
-        except orjson.JSONDecodeError:
-            body = None
-        if not isinstance(body, dict):
-            raise GoogleError(400, "expected a JSON object", "parseError")
-        count, retry_after = body.get("count", 1), body.get("retry_after")
-        reason = body.get("reason", "rateLimitExceeded")
-        if not isinstance(count, int) or not (retry_after is None or isinstance(retry_after, int)):
-            raise GoogleError(400, "count and retry_after must be integers", "invalid")
-        if reason not in _RATE_REASONS:
-            raise GoogleError(400, f"reason must be one of {', '.join(_RATE_REASONS)}", "invalid")
-        with self._lock:
-            self._throttle_count, self._throttle_retry_after, self._throttle_reason = count, retry_after, reason
-        return Response(status_code=204)

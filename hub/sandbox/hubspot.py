@@ -14,13 +14,12 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hub.sandbox._common import SandboxStats, json_response, route_path
+from hub.sandbox._common import SandboxStats, json_response
+from hub.sandbox._control import Controls, Throttle, throttle_from
 from hub.sandbox._hubspot_account import owners_page, pipelines
 from hub.sandbox._hubspot_crm import OBJECT_TYPES, CrmError, CrmStore
 from hub.sandbox._hubspot_oauth import OAuthServer
@@ -74,27 +73,43 @@ def _flag(request: Request, name: str) -> bool:
 
 
 async def _json_body(request: Request) -> Any:
+    return _json(await request.body())
+
+
+def _json(raw: bytes) -> Any:
     try:
-        return orjson.loads(await request.body())
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise CrmError(400, "VALIDATION_ERROR", f"Invalid input JSON: {exc}") from None
 
 
-class _Gate:
-    """Pure ASGI middleware: counts and logs requests and serves the throttle, before any routing."""
+def _read_throttle(raw: bytes) -> Throttle:
+    body = _json(raw) if raw else {}
+    if not isinstance(body, dict):
+        raise CrmError(400, "VALIDATION_ERROR", "expected a JSON object")
+    throttle = throttle_from(body)
+    if throttle is None:
+        raise CrmError(400, "VALIDATION_ERROR", "count and retry_after must be integers")
+    return throttle
 
-    def __init__(self, app: ASGIApp, sandbox: "HubSpotSandbox") -> None:
-        self.app, self.sandbox = app, sandbox
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            path = route_path(scope)
-            if not path.startswith("/_control/"):
-                throttled = self.sandbox._note(scope["method"], path)
-                if throttled is not None:
-                    await throttled(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+def _throttled(throttle: Throttle) -> Response:
+    # Real HubSpot sends no Retry-After, only its rate-limit headers; the control endpoint may add one.
+    headers = {
+        "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+        "X-HubSpot-RateLimit-Max": "100",
+        "X-HubSpot-RateLimit-Remaining": "0",
+    }
+    if throttle.retry_after is not None:
+        headers["Retry-After"] = str(throttle.retry_after)
+    body = {
+        "status": "error",
+        "message": "You have reached your secondly limit.",
+        "errorType": "RATE_LIMIT",
+        "correlationId": str(uuid.uuid4()),
+        "policyName": "SECONDLY",
+    }
+    return json_response(body, 429, headers)
 
 
 class HubSpotSandbox:
@@ -119,8 +134,14 @@ class HubSpotSandbox:
             stats=self.stats,
         )
         self._store = CrmStore()
-        self._throttle_count = 0
-        self._throttle_retry_after: int | None = None
+        self._controls = Controls(
+            lock=self._lock,
+            stats=self.stats,
+            tokens=self._oauth,
+            is_api=lambda path: path.startswith("/crm/"),
+            read_throttle=_read_throttle,
+            throttled=_throttled,
+        )
         objects = "/crm/v3/objects/{object_type}"
         self.app = Starlette(
             routes=[
@@ -135,14 +156,9 @@ class HubSpotSandbox:
                 Route(objects + "/{object_id}", self._read, methods=["GET"]),
                 Route(objects + "/{object_id}", self._update, methods=["PATCH"]),
                 Route(objects + "/{object_id}", self._archive, methods=["DELETE"]),
-                Route("/_control/expire-tokens", self._control_expire, methods=["POST"]),
-                Route("/_control/stats", self._control_stats, methods=["GET"]),
-                Route("/_control/reset-stats", self._control_reset, methods=["POST"]),
-                Route("/_control/issued-tokens", self._control_issued, methods=["GET"]),
-                Route("/_control/revoke-all", self._control_revoke, methods=["POST"]),
-                Route("/_control/throttle", self._control_throttle, methods=["POST"]),
+                *self._controls.routes(),
             ],
-            middleware=[Middleware(_Gate, sandbox=self)],
+            middleware=[self._controls.middleware()],
             exception_handlers={CrmError: _crm_error_handler},
         )
 
@@ -151,35 +167,6 @@ class HubSpotSandbox:
         self._oauth.expire_access_tokens()
 
     # -- per request -------------------------------------------------------------------------------------
-
-    def _note(self, method: str, path: str) -> Response | None:
-        """Record a request; a throttled API call gets its 429 here."""
-        api = path.startswith("/crm/")
-        with self._lock:
-            self.stats.log(method, path)
-            if not api:
-                return None
-            self.stats.api_requests += 1
-            if self._throttle_count <= 0:
-                return None
-            self._throttle_count -= 1
-            retry_after = self._throttle_retry_after
-        # Real HubSpot sends no Retry-After, only its rate-limit headers; the control endpoint may add one.
-        headers = {
-            "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
-            "X-HubSpot-RateLimit-Max": "100",
-            "X-HubSpot-RateLimit-Remaining": "0",
-        }
-        if retry_after is not None:
-            headers["Retry-After"] = str(retry_after)
-        body = {
-            "status": "error",
-            "message": "You have reached your secondly limit.",
-            "errorType": "RATE_LIMIT",
-            "correlationId": str(uuid.uuid4()),
-            "policyName": "SECONDLY",
-        }
-        return json_response(body, 429, headers)
 
     def _guard(self, request: Request, *, write: bool) -> str:
         """Authenticate, then check the object type and the scope; HubSpot answers 401 before 403."""
@@ -304,37 +291,3 @@ class HubSpotSandbox:
                 request.url.include_query_params(after=page["paging"]["next"]["after"])
             )
         return json_response(page)
-
-    # -- test hooks ----------------------------------------------------------------------------------------
-
-    async def _control_expire(self, request: Request) -> Response:
-        self.expire_access_tokens()
-        return Response(status_code=204)
-
-    async def _control_stats(self, request: Request) -> Response:
-        with self._lock:
-            return json_response(self.stats.snapshot())
-
-    async def _control_issued(self, request: Request) -> Response:
-        with self._lock:
-            return json_response({"tokens": list(self._oauth.issued)})
-
-    async def _control_reset(self, request: Request) -> Response:
-        with self._lock:
-            self.stats.reset()
-        return Response(status_code=204)
-
-    async def _control_revoke(self, request: Request) -> Response:
-        self._oauth.revoke_all()
-        return Response(status_code=204)
-
-    async def _control_throttle(self, request: Request) -> Response:
-        body = await _json_body(request) if await request.body() else {}
-        if not isinstance(body, dict):
-            raise CrmError(400, "VALIDATION_ERROR", "expected a JSON object")
-        count, retry_after = body.get("count", 1), body.get("retry_after")
-        if not isinstance(count, int) or not (retry_after is None or isinstance(retry_after, int)):
-            raise CrmError(400, "VALIDATION_ERROR", "count and retry_after must be integers")
-        with self._lock:
-            self._throttle_count, self._throttle_retry_after = count, retry_after
-        return Response(status_code=204)

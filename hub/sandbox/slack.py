@@ -21,13 +21,12 @@ from typing import Any
 import orjson
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hub.sandbox._common import SandboxStats, json_response, route_path
+from hub.sandbox._common import SandboxStats, json_response
+from hub.sandbox._control import Controls, Throttle, decode_object, throttle_from
 from hub.sandbox._slack_oauth import OAuthServer
 from hub.sandbox._slack_workspace import (
     APP_ID,
@@ -84,21 +83,24 @@ async def _params(request: Request) -> Params:
     return params
 
 
-class _Gate:
-    """Pure ASGI middleware: counts and logs requests and serves the throttle, before any routing."""
+def _read_throttle(raw: bytes) -> Throttle:
+    body = decode_object(raw)
+    if body is None:
+        raise SlackError("invalid_json", 400)
+    throttle = throttle_from(body)
+    if throttle is None or throttle.count < 0:
+        raise SlackError("invalid_arguments", 400)
+    # Slack always sends Retry-After: no value asked for means 1 second.
+    return Throttle(throttle.count, 1 if throttle.retry_after is None else max(throttle.retry_after, 0))
 
-    def __init__(self, app: ASGIApp, sandbox: "SlackSandbox") -> None:
-        self.app, self.sandbox = app, sandbox
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            path = route_path(scope)
-            if not path.startswith("/_control/"):
-                throttled = self.sandbox._note(scope["method"], path)
-                if throttled is not None:
-                    await throttled(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+def _throttled(throttle: Throttle) -> Response:
+    return json_response({"ok": False, "error": "ratelimited"}, 429, {"Retry-After": str(throttle.retry_after)})
+
+
+async def _slack_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SlackError)  # only the control hooks raise out of a route: the API answers its own
+    return _error(exc)
 
 
 class SlackSandbox:
@@ -130,8 +132,14 @@ class SlackSandbox:
             },
         )
         self.workspace = Workspace()
-        self._throttle_count = 0
-        self._throttle_retry_after = 1
+        self._controls = Controls(
+            lock=self._lock,
+            stats=self.stats,
+            tokens=self._oauth,
+            is_api=lambda path: path.startswith("/api/") and path != _TOKEN_PATH,
+            read_throttle=_read_throttle,
+            throttled=_throttled,
+        )
         self._methods: dict[str, Handler] = {
             "auth.test": self._auth_test,
             "conversations.list": self._conversations_list,
@@ -145,14 +153,10 @@ class SlackSandbox:
             routes=[
                 *self._oauth.routes(),
                 Route("/api/{method}", self._api, methods=["GET", "POST"]),
-                Route("/_control/expire-tokens", self._control_expire, methods=["POST"]),
-                Route("/_control/stats", self._control_stats, methods=["GET"]),
-                Route("/_control/reset-stats", self._control_reset, methods=["POST"]),
-                Route("/_control/issued-tokens", self._control_issued, methods=["GET"]),
-                Route("/_control/revoke-all", self._control_revoke, methods=["POST"]),
-                Route("/_control/throttle", self._control_throttle, methods=["POST"]),
+                *self._controls.routes(),
             ],
-            middleware=[Middleware(_Gate, sandbox=self)],
+            middleware=[self._controls.middleware()],
+            exception_handlers={SlackError: _slack_error_handler},
         )
 
     def expire_access_tokens(self) -> None:
@@ -160,20 +164,6 @@ class SlackSandbox:
         self._oauth.expire_access_tokens()
 
     # -- per request -------------------------------------------------------------------------------------
-
-    def _note(self, method: str, path: str) -> Response | None:
-        """Record a request; a throttled API call gets its 429 here."""
-        api = path.startswith("/api/") and path != _TOKEN_PATH
-        with self._lock:
-            self.stats.log(method, path)
-            if not api:
-                return None
-            self.stats.api_requests += 1
-            if self._throttle_count <= 0:
-                return None
-            self._throttle_count -= 1
-            retry_after = self._throttle_retry_after
-        return json_response({"ok": False, "error": "ratelimited"}, 429, {"Retry-After": str(retry_after)})
 
     async def _api(self, request: Request) -> Response:
         name: str = request.path_params["method"]
@@ -257,42 +247,3 @@ class SlackSandbox:
         _need(scopes, "users:read.email")
         email = params.get("email")
         return {"ok": True, "user": self.workspace.user_by_email(email if isinstance(email, str) else None)}
-
-    # -- test hooks ----------------------------------------------------------------------------------------
-
-    async def _control_expire(self, request: Request) -> Response:
-        self.expire_access_tokens()
-        return Response(status_code=204)
-
-    async def _control_stats(self, request: Request) -> Response:
-        with self._lock:
-            return json_response(self.stats.snapshot())
-
-    async def _control_issued(self, request: Request) -> Response:
-        with self._lock:
-            return json_response({"tokens": list(self._oauth.issued)})
-
-    async def _control_reset(self, request: Request) -> Response:
-        with self._lock:
-            self.stats.reset()
-        return Response(status_code=204)
-
-    async def _control_revoke(self, request: Request) -> Response:
-        self._oauth.revoke_all()
-        return Response(status_code=204)
-
-    async def _control_throttle(self, request: Request) -> Response:
-        raw = await request.body()
-        try:
-            body = orjson.loads(raw) if raw else {}
-        except orjson.JSONDecodeError:
-            body = None
-        if not isinstance(body, dict):
-            return json_response({"ok": False, "error": "invalid_json"}, 400)
-        count, retry_after = body.get("count", 1), body.get("retry_after")
-        if not isinstance(count, int) or count < 0 or not (retry_after is None or isinstance(retry_after, int)):
-            return json_response({"ok": False, "error": "invalid_arguments"}, 400)
-        with self._lock:
-            self._throttle_count = count
-            self._throttle_retry_after = 1 if retry_after is None else max(retry_after, 0)
-        return Response(status_code=204)

@@ -23,13 +23,12 @@ from urllib.parse import parse_qsl
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hub.sandbox._common import SandboxStats, json_response, route_path
+from hub.sandbox._control import Controls, Throttle, decode_object, throttle_from
 from hub.sandbox._stripe_billing import Billing
 from hub.sandbox._stripe_oauth import ConnectOAuth, Principal, mask
 from hub.sandbox._stripe_params import Params, StripeApiError, decode
@@ -72,19 +71,17 @@ async def _http_error_handler(request: Request, exc: Exception) -> Response:
     return Response(str(exc.detail), exc.status_code)
 
 
-class _Gate:
-    """Pure ASGI middleware: counts and logs requests and serves throttling and failures, before routing."""
+def _read_throttle(raw: bytes) -> Throttle:
+    throttle = throttle_from(_control_object(raw))
+    if throttle is None:
+        raise StripeApiError(400, "count and retry_after must be integers")
+    return throttle
 
-    def __init__(self, app: ASGIApp, sandbox: "StripeSandbox") -> None:
-        self.app, self.sandbox = app, sandbox
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            refused = self.sandbox._note(scope["method"], route_path(scope))
-            if refused is not None:
-                await refused(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+def _throttled(throttle: Throttle) -> Response:
+    message = "Too many requests hit the API too quickly. We recommend an exponential backoff of your requests."
+    headers = {} if throttle.retry_after is None else {"Retry-After": str(throttle.retry_after)}
+    return _error_response(StripeApiError(429, message, code="rate_limit", headers=headers))
 
 
 class StripeSandbox:
@@ -113,8 +110,17 @@ class StripeSandbox:
             stats=self.stats,
         )
         self._replies: dict[str, tuple[tuple[Any, ...], int, bytes, str]] = {}
-        self._throttle: tuple[int, int | None] = (0, None)
         self._failures: tuple[int, int] = (0, 500)
+        self._controls = Controls(
+            lock=self._lock,
+            stats=self.stats,
+            tokens=self._oauth,
+            is_api=lambda path: path.startswith("/v1/"),
+            read_throttle=_read_throttle,
+            throttled=_throttled,
+            refuse=self._fail,
+            log_control_requests=True,  # Stripe's stats have always listed the control calls too
+        )
         store, billing = self.store, self.billing
         api = self._api
         self.app = Starlette(
@@ -152,17 +158,12 @@ class StripeSandbox:
                 api("POST", "/v1/invoices/{id}/send", "invoice", lambda p, id: billing.send(id), (), write=True),
                 api("POST", "/v1/invoiceitems", "invoice", billing.create_item, _ITEM_FIELDS, write=True),
                 api("POST", "/v1/payment_links", "payment_link", store.create_payment_link, _LINK_FIELDS, write=True),
-                Route("/_control/expire-tokens", self._control_expire, methods=["POST"]),
-                Route("/_control/stats", self._control_stats, methods=["GET"]),
-                Route("/_control/reset-stats", self._control_reset, methods=["POST"]),
-                Route("/_control/issued-tokens", self._control_issued, methods=["GET"]),
-                Route("/_control/revoke-all", self._control_revoke, methods=["POST"]),
-                Route("/_control/throttle", self._control_throttle, methods=["POST"]),
+                *self._controls.routes(),
                 Route("/_control/fail", self._control_fail, methods=["POST"]),
                 Route("/_control/api-keys", self._control_api_key, methods=["POST"]),
                 Route("/_control/outbox", self._control_outbox, methods=["GET"]),
             ],
-            middleware=[Middleware(_Gate, sandbox=self)],
+            middleware=[self._controls.middleware()],
             exception_handlers={StripeApiError: _stripe_error_handler, HTTPException: _http_error_handler},
         )
 
@@ -172,26 +173,14 @@ class StripeSandbox:
 
     # -- per request -------------------------------------------------------------------------------------
 
-    def _note(self, method: str, path: str) -> Response | None:
-        """Record a request; a throttled or failing API call gets its answer here."""
-        with self._lock:
-            self.stats.log(method, path)
-            if not path.startswith("/v1/"):
-                return None
-            self.stats.api_requests += 1
-            (throttled, retry_after), (failing, status) = self._throttle, self._failures
-            if throttled > 0:
-                self._throttle = (throttled - 1, retry_after)
-            elif failing > 0:
-                self._failures = (failing - 1, status)
-        if throttled > 0:
-            message = "Too many requests hit the API too quickly. We recommend an exponential backoff of your requests."
-            headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
-            return _error_response(StripeApiError(429, message, code="rate_limit", headers=headers))
-        if failing > 0:
-            message = "An unknown error occurred while processing your request; try again shortly."
-            return _error_response(StripeApiError(status, message, type="api_error"))
-        return None
+    def _fail(self) -> Response | None:
+        """A failing API call gets its 5xx here; called by the gate with the lock held."""
+        failing, status = self._failures
+        if failing <= 0:
+            return None
+        self._failures = (failing - 1, status)
+        message = "An unknown error occurred while processing your request; try again shortly."
+        return _error_response(StripeApiError(status, message, type="api_error"))
 
     def _guard(self, request: Request, resource: str, *, write: bool) -> Principal:
         """Authenticate, then check the key's scope or permissions: 401 before 403, like Stripe."""
@@ -298,36 +287,6 @@ class StripeSandbox:
 
     # -- test hooks ----------------------------------------------------------------------------------------
 
-    async def _control_expire(self, request: Request) -> Response:
-        self.expire_access_tokens()
-        return Response(status_code=204)
-
-    async def _control_stats(self, request: Request) -> Response:
-        with self._lock:
-            return json_response(self.stats.snapshot())
-
-    async def _control_reset(self, request: Request) -> Response:
-        with self._lock:
-            self.stats.reset()
-        return Response(status_code=204)
-
-    async def _control_issued(self, request: Request) -> Response:
-        with self._lock:
-            return json_response({"tokens": list(self._oauth.issued)})
-
-    async def _control_revoke(self, request: Request) -> Response:
-        self._oauth.revoke_all()
-        return Response(status_code=204)
-
-    async def _control_throttle(self, request: Request) -> Response:
-        body = await _control_body(request)
-        count, retry_after = body.get("count", 1), body.get("retry_after")
-        if not isinstance(count, int) or not (retry_after is None or isinstance(retry_after, int)):
-            raise StripeApiError(400, "count and retry_after must be integers")
-        with self._lock:
-            self._throttle = (count, retry_after)
-        return Response(status_code=204)
-
     async def _control_fail(self, request: Request) -> Response:
         body = await _control_body(request)
         count, status = body.get("count", 1), body.get("status", 500)
@@ -352,12 +311,12 @@ class StripeSandbox:
 
 
 async def _control_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    try:
-        body = orjson.loads(raw) if raw else {}
-    except orjson.JSONDecodeError:
-        body = None
-    if not isinstance(body, dict):
+    return _control_object(await request.body())
+
+
+def _control_object(raw: bytes) -> dict[str, Any]:
+    body = decode_object(raw)
+    if body is None:
         raise StripeApiError(400, "expected a JSON object")
     return body
 

@@ -5,11 +5,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
-from hub.demo import approve_consent
+from tests.connectors.oauth_sandbox import REDIRECT, authorization_code_tokens
 from tests.harness import Sandbox, run_sandbox
 
 __all__ = [
@@ -24,7 +23,6 @@ __all__ = [
     "token_response",
 ]
 
-REDIRECT = "http://127.0.0.1:9/oauth/callback"
 _AUTH = "https://www.googleapis.com/auth/"
 DRIVE, DRIVE_READONLY = _AUTH + "drive", _AUTH + "drive.readonly"
 GMAIL_READONLY, GMAIL_COMPOSE = _AUTH + "gmail.readonly", _AUTH + "gmail.compose"
@@ -39,32 +37,8 @@ def google_sandbox(tmp: Path) -> Iterator[Sandbox]:
 
 def token_response(sandbox: Sandbox, scopes: str, **authorize: str) -> dict[str, Any]:
     """Walk the sandbox's OAuth flow (consent page, "Continue", code exchange); the token endpoint's answer."""
-    query = urlencode(
-        {
-            "client_id": sandbox.client_id,
-            "redirect_uri": REDIRECT,
-            "response_type": "code",
-            "scope": scopes,
-            "state": "s",
-            **authorize,
-        }
-    )
-    with httpx.Client(timeout=10) as browser:
-        callback = approve_consent(browser, f"{sandbox.url}/o/oauth2/v2/auth?{query}")
-        code = parse_qs(urlsplit(callback).query)["code"][0]
-        answer = browser.post(
-            f"{sandbox.url}/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": REDIRECT,
-                "client_id": sandbox.client_id,
-                "client_secret": sandbox.client_secret,
-            },
-        )
-    answer.raise_for_status()
-    body: dict[str, Any] = answer.json()
-    return body
+    params = {"response_type": "code", "scope": scopes, "state": "s", **authorize}
+    return authorization_code_tokens(sandbox, authorize_path="/o/oauth2/v2/auth", token_path="/token", params=params)
 
 
 def access_token(sandbox: Sandbox, scopes: str) -> str:

@@ -1,13 +1,8 @@
 """The Slack sandbox behaves like Slack: OAuth v2 (comma-separated scopes, HTTP 200 `ok: false` errors, PKCE,
 optional token rotation), and Web API methods with Slack's visibility rules, cursors and error strings."""
 
-import base64
-import hashlib
-import secrets
 from collections.abc import Iterator
-from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from starlette.applications import Starlette
@@ -16,47 +11,11 @@ from starlette.testclient import TestClient
 
 from hub.sandbox import SANDBOXES, _slack_oauth
 from hub.sandbox.slack import SlackSandbox
+from tests.sandbox.consent import ConsentForm, approve, pkce
 
 CLIENT_ID, CLIENT_SECRET = "1234.5678", "sandbox-secret-0123"
 REDIRECT = "http://127.0.0.1:9/oauth/callback"
 ALL_SCOPES = "channels:read,groups:read,channels:history,groups:history,users:read,users:read.email,chat:write"
-
-
-class _Form(HTMLParser):
-    """What a browser would submit from the consent page."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.action = ""
-        self.fields: dict[str, str] = {}
-        self.buttons: dict[str, str] = {}
-        self.scopes: list[str] = []
-        self._button: str | None = None
-        self._code = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.action = a["action"]
-        elif tag == "input" and a.get("type") == "hidden":
-            self.fields[a["name"]] = a["value"]
-        elif tag == "button":
-            self._button = a["value"]
-        self._code = tag == "code"
-
-    def handle_data(self, data: str) -> None:
-        if self._button is not None:
-            self.buttons[data] = self._button
-            self._button = None
-        elif self._code:
-            self.scopes.append(data)
-            self._code = False
-
-
-def _pkce() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    return verifier, challenge
 
 
 def _consent(
@@ -70,15 +29,7 @@ def _consent(
     params = {"client_id": CLIENT_ID, "redirect_uri": REDIRECT, "scope": scope, "state": "st-42"}
     if challenge:
         params |= {"code_challenge": challenge, "code_challenge_method": "S256"}
-    page = client.get(f"{prefix}/oauth/v2/authorize", params=params)
-    assert page.status_code == 200, page.text
-    form = _Form()
-    form.feed(page.text)
-    answer = client.post(form.action, data={**form.fields, "decision": form.buttons[decision]}, follow_redirects=False)
-    assert answer.status_code == 302
-    location = urlsplit(answer.headers["location"])
-    assert f"{location.scheme}://{location.netloc}{location.path}" == REDIRECT
-    return {k: v[0] for k, v in parse_qs(location.query).items()}
+    return approve(client, f"{prefix}/oauth/v2/authorize", params, decision=decision, redirect=REDIRECT)
 
 
 def _access(client: TestClient, prefix: str = "", **form: str) -> dict[str, Any]:
@@ -89,7 +40,7 @@ def _access(client: TestClient, prefix: str = "", **form: str) -> dict[str, Any]
 
 
 def _install(client: TestClient, scope: str = ALL_SCOPES) -> dict[str, Any]:
-    verifier, challenge = _pkce()
+    verifier, challenge = pkce()
     code = _consent(client, scope=scope, challenge=challenge)["code"]
     tokens = _access(client, code=code, redirect_uri=REDIRECT, code_verifier=verifier)
     assert tokens["ok"] is True, tokens
@@ -140,7 +91,7 @@ def test_consent_lists_comma_separated_scopes_and_posts_back_under_the_mount(san
                 "scope": "channels:read,chat:write",
             },
         )
-        form = _Form()
+        form = ConsentForm()
         form.feed(page.text)
         assert form.action == "/sandbox/slack/oauth/v2/authorize"
         assert form.scopes == ["channels:read", "chat:write"]
@@ -188,7 +139,7 @@ def test_exchange_answers_slacks_shape_with_a_bot_token_that_never_expires(clien
 
 
 def test_token_errors_are_http_200_ok_false(client: TestClient) -> None:
-    verifier, challenge = _pkce()
+    verifier, challenge = pkce()
     code = _consent(client, challenge=challenge)["code"]
     assert _access(client, code=code, redirect_uri=REDIRECT, code_verifier="wrong" * 10)["error"] == (
         "invalid_code_verifier"

@@ -20,11 +20,7 @@ alphabet). The connector sends base64url as Gmail documents; on the way to prism
 import base64
 import email
 import email.policy
-import socket
-import subprocess
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -38,11 +34,9 @@ from connectors.gmail.client import GmailClient
 from connectors.google_common import GoogleClient
 from connectors.google_drive.client import DriveClient
 from hub.sandbox._google_api import METHOD_SCOPES
-from tests.harness import free_port
+from tests.contract.prism import ROOT, serve_prism
 
-ROOT = Path(__file__).resolve().parents[2]
 SPECS = ROOT.parent / "shared" / "specs"
-PRISM = ROOT / ".tools/node/node_modules/.bin/prism"
 TOOLS = {t.name: t for name in ("google_drive", "gmail") for t in CONNECTORS[name].tools}
 FILE = "1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs"
 FOLDER = "0B9OQx2sO4nBfVGZ4dE9sRkxZdUE"
@@ -99,52 +93,12 @@ STEER: dict[str, dict[str, Any]] = {
 NOT_SERVED = {"gdrive_files_upload": "tests/connectors/test_gdrive_tools.py (multipart upload to the sandbox)"}
 
 
-def _start(spec: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            [str(PRISM), "mock", "-h", "127.0.0.1", "-p", str(port), str(spec)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-
-
-def _wait_for_port(proc: subprocess.Popen[bytes], port: int, log_path: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"prism exited early:\n{log_path.read_text()[-3000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"prism did not listen on {port}:\n{log_path.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Both specs served at once (each takes about 6 s to start), once for the module."""
-    if not PRISM.exists():
-        pytest.skip(f"prism is not installed at {PRISM} (`.ci/run` installs @stoplight/prism-cli@5 there)")
-    logs = tmp_path_factory.mktemp("prism")
     specs = {"google_drive": "google-drive-v3.swagger.json", "gmail": "google-gmail-v1.swagger.json"}
-    started: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
-    try:
-        for name, spec in specs.items():
-            port = free_port()
-            started[name] = (_start(SPECS / spec, port, logs / f"{name}.log"), port)
-        for name, (proc, port) in started.items():
-            _wait_for_port(proc, port, logs / f"{name}.log")
-        yield {name: f"http://127.0.0.1:{port}" for name, (_, port) in started.items()}
-    finally:
-        for proc, _ in started.values():
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with serve_prism({name: SPECS / spec for name, spec in specs.items()}, tmp_path_factory.mktemp("prism")) as urls:
+        yield urls
 
 
 def _standard_alphabet(body: Any) -> Any:

@@ -12,18 +12,11 @@ input for every object type), and their error mapping is covered by tests/connec
 """
 
 import json
-import socket
-import subprocess
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from jsonschema import Draft4Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT4
 
 from connectors import CONNECTORS
 from connectors.errors import (
@@ -37,11 +30,11 @@ from connectors.errors import (
 )
 from connectors.hubspot.client import HubSpotClient
 from tests.connectors.hubspot_sandbox import hubspot_client
-from tests.harness import Sandbox, free_port, run_sandbox
+from tests.contract.prism import ROOT, serve_prism
+from tests.contract.spec import SpecSchemas
+from tests.harness import Sandbox, run_sandbox
 
-ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT.parent / "shared/specs/hubspot-crm-v3.json"
-PRISM = ROOT / ".tools/node/node_modules/.bin/prism"
 TOOLS = {t.name: t for t in CONNECTORS["hubspot"].tools}
 # Tools whose HubSpot endpoint the published spec does not describe: the sandbox serves their cases.
 SANDBOX_ONLY: dict[str, tuple[str, str]] = {
@@ -158,40 +151,8 @@ ERRORS: dict[int, type[ConnectorError]] = {
 
 @pytest.fixture(scope="module")
 def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not PRISM.exists():
-        pytest.skip(f"prism is not installed at {PRISM} (`.ci/run` installs @stoplight/prism-cli@5 there)")
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("prism") / "prism.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [str(PRISM), "mock", "-h", "127.0.0.1", "-p", str(port), str(SPEC)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-        try:
-            _wait_for_port(proc, port, log_path)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _wait_for_port(proc: subprocess.Popen[bytes], port: int, log_path: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"prism exited early:\n{log_path.read_text()[-3000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"prism did not listen on {port}:\n{log_path.read_text()[-3000:]}")
+    with serve_prism({"prism": SPEC}, tmp_path_factory.mktemp("prism")) as urls:
+        yield urls["prism"]
 
 
 @pytest.fixture(scope="module")
@@ -235,10 +196,7 @@ def _client(base: str) -> tuple[HubSpotClient, list[str]]:
 
 
 def _spec_problems(body: Any, component: str) -> list[str]:
-    spec = json.loads(SPEC.read_text())
-    registry: Registry[Any] = Registry().with_resource("urn:spec", Resource.from_contents(spec, DRAFT4))
-    validator = Draft4Validator({"$ref": f"urn:spec#/components/schemas/{component}"}, registry=registry)
-    return [f"{'/'.join(map(str, e.absolute_path)) or '<body>'}: {e.message}" for e in validator.iter_errors(body)]
+    return SpecSchemas(json.loads(SPEC.read_text()), "urn:spec").problems(body, "components", "schemas", component)
 
 
 def test_sandbox_only_endpoints_are_really_missing_from_the_spec() -> None:

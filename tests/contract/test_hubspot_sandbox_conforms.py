@@ -17,12 +17,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from jsonschema import Draft4Validator, FormatChecker
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT4
+from jsonschema import FormatChecker
 from starlette.testclient import TestClient
 
 from hub.sandbox.hubspot import HubSpotSandbox
+from tests.contract.spec import SpecSchemas
 
 SPEC_PATH = Path(__file__).resolve().parents[2].parent / "shared/specs/hubspot-crm-v3.json"
 SPEC_URI = "urn:hubspot-crm-v3"
@@ -60,11 +59,7 @@ def _spec() -> dict[str, Any]:
 
 
 SPEC = _spec()
-REGISTRY: Registry[Any] = Registry().with_resource(SPEC_URI, Resource.from_contents(SPEC, DRAFT4))
-
-
-def _pointer(*parts: str) -> str:
-    return "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
+SCHEMAS = SpecSchemas(SPEC, SPEC_URI, format_checker=FORMATS)
 
 
 def _problems(body: Any, path: str, method: str, status: int) -> list[str]:
@@ -79,9 +74,7 @@ def _problems(body: Any, path: str, method: str, status: int) -> list[str]:
         for part in where:
             response = response[part]
     assert "application/json" in response["content"], f"{method} {path} {key} has no JSON body"
-    schema = {"$ref": SPEC_URI + "#" + _pointer(*where, "content", "application/json", "schema")}
-    validator = Draft4Validator(schema, registry=REGISTRY, format_checker=FORMATS)
-    return [f"{'/'.join(map(str, e.absolute_path)) or '<body>'}: {e.message}" for e in validator.iter_errors(body)]
+    return SCHEMAS.problems(body, *where, "content", "application/json", "schema")
 
 
 @pytest.fixture(scope="module")

@@ -14,18 +14,11 @@ conversations.replies with `response_metadata.next_cursor`, which the spec leave
 """
 
 import json
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from jsonschema import Draft4Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT4
 from slack_sdk.errors import SlackApiError
 from starlette.testclient import TestClient
 
@@ -42,11 +35,10 @@ from connectors.errors import (
 from connectors.slack.client import SlackClient
 from hub.sandbox.slack import SlackSandbox
 from tests.connectors.test_slack_sandbox import CLIENT_ID, CLIENT_SECRET, _install
-from tests.harness import free_port
+from tests.contract.prism import ROOT, serve_prism
+from tests.contract.spec import SpecSchemas
 
-ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT.parent / "shared" / "specs" / "slack-web-api.oas3.json"
-PRISM = ROOT / ".tools/node/node_modules/.bin/prism"
 TOOLS = {t.name: t for t in CONNECTORS["slack"].tools}
 TOKEN = "xoxb-contract-test-token"
 
@@ -86,40 +78,8 @@ ERRORS: dict[int, type[ConnectorError]] = {
 
 @pytest.fixture(scope="module")
 def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not PRISM.exists():
-        pytest.skip(f"prism is not installed at {PRISM} (`.ci/run` installs @stoplight/prism-cli@5 there)")
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("prism") / "prism.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [str(PRISM), "mock", "-h", "127.0.0.1", "-p", str(port), str(SPEC)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-        try:
-            _wait_for_port(proc, port, log_path)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _wait_for_port(proc: subprocess.Popen[bytes], port: int, log_path: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"prism exited early:\n{log_path.read_text()[-3000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"prism did not listen on {port}:\n{log_path.read_text()[-3000:]}")
+    with serve_prism({"prism": SPEC}, tmp_path_factory.mktemp("prism")) as urls:
+        yield urls["prism"]
 
 
 def _client(base: str, prefer: int | None = None) -> tuple[SlackClient, list[str]]:
@@ -216,15 +176,15 @@ def _spec() -> dict[str, Any]:
 
 _SPEC = _spec()
 SPEC_PATHS: dict[str, Any] = _SPEC["paths"]
-REGISTRY: Registry[Any] = Registry().with_resource(SPEC_URI, Resource.from_contents(_SPEC, DRAFT4))
+SCHEMAS = SpecSchemas(_SPEC, SPEC_URI)
 
 
 def _conforms(method: str, answer: dict[str, Any]) -> None:
     status = "200" if answer.get("ok") else "default"
     verb = "get" if "get" in SPEC_PATHS[f"/api/{method}"] else "post"  # chat.postMessage is POST only
-    pointer = f"/paths/~1api~1{method}/{verb}/responses/{status}/content/application~1json/schema"
-    validator = Draft4Validator({"$ref": f"{SPEC_URI}#{pointer}"}, registry=REGISTRY)
-    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(answer)]
+    errors = SCHEMAS.problems(
+        answer, "paths", f"/api/{method}", verb, "responses", status, "content", "application/json", "schema"
+    )
     assert not errors, f"{method} {answer}:\n" + "\n".join(errors)
 
 

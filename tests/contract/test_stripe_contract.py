@@ -16,18 +16,11 @@ covered by the sandbox tests.
 import contextlib
 import copy
 import json
-import socket
-import subprocess
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import pytest
-from jsonschema import Draft4Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT4
 from starlette.testclient import TestClient
 
 from connectors import CONNECTORS
@@ -45,11 +38,10 @@ from connectors.stripe.client import StripeClient
 from hub.demo import approve_consent
 from hub.sandbox._stripe_params import decode
 from hub.sandbox.stripe import StripeSandbox
-from tests.harness import free_port
+from tests.contract.prism import ROOT, serve_prism
+from tests.contract.spec import SpecSchemas
 
-ROOT = Path(__file__).resolve().parents[2]
 SPEC_PATH = ROOT.parent / "shared/specs/stripe-2023-09-12-subset.json"
-PRISM = ROOT / ".tools/node/node_modules/.bin/prism"
 TOOLS = {t.name: t for t in CONNECTORS["stripe"].tools}
 TOKEN = "sk_test_contract0123456789"
 # What prism cannot parse (see the module docstring); anything else it reports fails the test.
@@ -154,16 +146,7 @@ def _json_schema(node: Any) -> Any:
 
 SPEC: dict[str, Any] = _json_schema(json.loads(SPEC_PATH.read_text()))
 SPEC_URI = "urn:stripe-2023-08-16"
-REGISTRY: Registry[Any] = Registry().with_resource(SPEC_URI, Resource.from_contents(SPEC, DRAFT4))
-
-
-def _pointer(*parts: str) -> str:
-    return "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
-
-
-def _validate(where: tuple[str, ...], instance: Any) -> list[str]:
-    validator = Draft4Validator({"$ref": SPEC_URI + "#" + _pointer(*where)}, registry=REGISTRY)
-    return [f"{'/'.join(map(str, e.absolute_path)) or '<body>'}: {e.message}" for e in validator.iter_errors(instance)]
+SCHEMAS = SpecSchemas(SPEC, SPEC_URI)
 
 
 def _operation(method: str, path: str) -> tuple[str, str]:
@@ -193,7 +176,8 @@ def _typed(value: Any) -> Any:
 def _form_problems(method: str, path: str, body: str) -> list[str]:
     template, verb = _operation(method, path)
     schema = ("paths", template, verb, "requestBody", "content", "application/x-www-form-urlencoded", "schema")
-    return [f"{method} {path}: {p}" for p in _validate(schema, _typed(decode(parse_qsl(body, keep_blank_values=True))))]
+    form = _typed(decode(parse_qsl(body, keep_blank_values=True)))
+    return [f"{method} {path}: {p}" for p in SCHEMAS.problems(form, *schema)]
 
 
 def _answer_problems(method: str, path: str, status: int, body: Any) -> list[str]:
@@ -201,7 +185,7 @@ def _answer_problems(method: str, path: str, status: int, body: Any) -> list[str
     responses = SPEC["paths"][template][verb]["responses"]
     key = str(status) if str(status) in responses else "default"
     schema = ("paths", template, verb, "responses", key, "content", "application/json", "schema")
-    return [f"{method} {path} {status}: {p}" for p in _validate(schema, body)]
+    return [f"{method} {path} {status}: {p}" for p in SCHEMAS.problems(body, *schema)]
 
 
 # --- prism ------------------------------------------------------------------------------------------------
@@ -209,40 +193,8 @@ def _answer_problems(method: str, path: str, status: int, body: Any) -> list[str
 
 @pytest.fixture(scope="module")
 def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not PRISM.exists():
-        pytest.skip(f"prism is not installed at {PRISM} (`.ci/run` installs @stoplight/prism-cli@5 there)")
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("prism") / "prism.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [str(PRISM), "mock", "-h", "127.0.0.1", "-p", str(port), str(SPEC_PATH)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-        try:
-            _wait_for_port(proc, port, log_path)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _wait_for_port(proc: subprocess.Popen[bytes], port: int, log_path: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"prism exited early:\n{log_path.read_text()[-3000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"prism did not listen on {port}:\n{log_path.read_text()[-3000:]}")
+    with serve_prism({"prism": SPEC_PATH}, tmp_path_factory.mktemp("prism")) as urls:
+        yield urls["prism"]
 
 
 class _Recorder:
@@ -452,6 +404,6 @@ def test_sandbox_objects_carry_every_field_the_spec_requires() -> None:
     problems = [
         f"{name}: {p}"
         for name, obj in samples.items()
-        for p in _validate(("components", "schemas", name), copy.deepcopy(obj))
+        for p in SCHEMAS.problems(copy.deepcopy(obj), "components", "schemas", name)
     ]
     assert not problems, "\n".join(problems)

@@ -1,19 +1,14 @@
 """The HubSpot sandbox behaves like HubSpot: OAuth with PKCE, token refresh, CRM v3 shapes and errors."""
 
-import base64
-import hashlib
 import os
-import secrets
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import orjson
@@ -25,47 +20,12 @@ from starlette.testclient import TestClient
 
 from hub.sandbox import _hubspot_oauth
 from hub.sandbox.hubspot import HubSpotSandbox
+from tests.sandbox.consent import ConsentForm, approve, pkce
 
 CLIENT_ID, CLIENT_SECRET = "demo-client", "demo-secret-0123"
 REDIRECT = "http://127.0.0.1:9/oauth/callback"
 READ_WRITE = " ".join(f"crm.objects.{t}.{m}" for t in ("contacts", "companies", "deals") for m in ("read", "write"))
 REPO = Path(__file__).resolve().parents[2]
-
-
-class _Form(HTMLParser):
-    """What a browser would submit from the consent page."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.action = ""
-        self.fields: dict[str, str] = {}
-        self.buttons: dict[str, str] = {}
-        self.items: list[str] = []
-        self._button: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.action = a["action"]
-        elif tag == "input" and a.get("type") == "hidden":
-            self.fields[a["name"]] = a["value"]
-        elif tag == "button":
-            self._button = a["value"]
-        elif tag == "code":
-            self.items.append("")
-
-    def handle_data(self, data: str) -> None:
-        if self._button is not None:
-            self.buttons[data] = self._button
-            self._button = None
-        elif self.items and self.items[-1] == "":
-            self.items[-1] = data
-
-
-def _pkce() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    return verifier, challenge
 
 
 def _consent(
@@ -80,15 +40,7 @@ def _consent(
     params = {"client_id": CLIENT_ID, "redirect_uri": REDIRECT, "scope": scope, "state": "st-42"}
     if challenge:
         params |= {"code_challenge": challenge, "code_challenge_method": "S256"}
-    page = client.get(f"{prefix}/oauth/authorize", params=params)
-    assert page.status_code == 200, page.text
-    form = _Form()
-    form.feed(page.text)
-    answer = client.post(form.action, data={**form.fields, "decision": form.buttons[decision]}, follow_redirects=False)
-    assert answer.status_code == 302
-    location = urlsplit(answer.headers["location"])
-    assert f"{location.scheme}://{location.netloc}{location.path}" == REDIRECT
-    return {k: v[0] for k, v in parse_qs(location.query).items()}
+    return approve(client, f"{prefix}/oauth/authorize", params, decision=decision, redirect=REDIRECT)
 
 
 class _Answer(Protocol):
@@ -110,7 +62,7 @@ def _token(client: httpx.Client | TestClient, prefix: str = "", **form: str) -> 
 
 
 def _connect(client: httpx.Client | TestClient, scope: str = READ_WRITE) -> dict[str, Any]:
-    verifier, challenge = _pkce()
+    verifier, challenge = pkce()
     code = _consent(client, scope=scope, challenge=challenge)["code"]
     answer = _token(client, grant_type="authorization_code", code=code, redirect_uri=REDIRECT, code_verifier=verifier)
     assert answer.status_code == 200, answer.text
@@ -153,10 +105,10 @@ def test_consent_page_lists_scopes_and_posts_back_under_the_mount(sandbox: HubSp
                 "scope": "crm.objects.contacts.read crm.objects.deals.write",
             },
         )
-        form = _Form()
+        form = ConsentForm()
         form.feed(page.text)
         assert form.action == "/sandbox/hubspot/oauth/authorize"
-        assert form.items == ["crm.objects.contacts.read", "crm.objects.deals.write"]
+        assert form.scopes == ["crm.objects.contacts.read", "crm.objects.deals.write"]
         assert set(form.buttons) == {"Connect", "Cancel"}
         assert page.headers["cache-control"] == "no-store"
         code = _consent(client, prefix="/sandbox/hubspot", scope="crm.objects.contacts.read")["code"]
@@ -197,7 +149,7 @@ def test_cancel_redirects_with_access_denied_and_state(client: TestClient) -> No
 
 
 def test_pkce_right_verifier_gets_tokens_and_the_code_is_single_use(client: TestClient) -> None:
-    verifier, challenge = _pkce()
+    verifier, challenge = pkce()
     query = _consent(client, challenge=challenge)
     assert query["state"] == "st-42"
     first = _token(
@@ -224,7 +176,7 @@ def test_pkce_right_verifier_gets_tokens_and_the_code_is_single_use(client: Test
 
 @pytest.mark.parametrize("verifier", ["wrong-verifier-" + "x" * 40, None])
 def test_pkce_wrong_or_missing_verifier_is_invalid_grant(client: TestClient, verifier: str | None) -> None:
-    _, challenge = _pkce()
+    _, challenge = pkce()
     code = _consent(client, challenge=challenge)["code"]
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT}
     answer = _token(client, **form, **({"code_verifier": verifier} if verifier else {}))
