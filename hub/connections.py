@@ -13,7 +13,14 @@ from hub.models import Connection, utcnow
 from hub.tokens import token_context
 from hub.vault import Vault
 
-__all__ = ["connect_with_api_key", "list_connections", "revoke_connection"]
+__all__ = ["API_KEY_GRANT", "connect_with_api_key", "is_api_key", "list_connections", "revoke_connection"]
+
+# What a pasted key's connection records as its granted provider scopes: the key's own permissions decide.
+API_KEY_GRANT = "api_key"
+
+
+def is_api_key(connection: Connection) -> bool:
+    return connection.granted_scopes == [API_KEY_GRANT]
 
 
 def list_connections(session: Session) -> list[Connection]:
@@ -61,7 +68,7 @@ def connect_with_api_key(
     connection.status = "active"
     connection.hub_scopes = sorted(set(scopes))
     connection.requested_scopes = []
-    connection.granted_scopes = ["api_key"]
+    connection.granted_scopes = [API_KEY_GRANT]
     connection.access_token_enc = vault.encrypt(api_key, context=token_context(connection.id, "access_token"))
     connection.refresh_token_enc = None
     connection.expires_at = None

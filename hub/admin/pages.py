@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from sqlalchemy.orm import Session
@@ -21,7 +22,7 @@ from hub.admin.rendering import STATIC, FormError, PageRoute, html, is_htmx, ren
 from hub.admin.views import load_dashboard, provider_choices
 from hub.admin_auth import SESSION_COOKIE, csrf_token, end_session, redeem_login
 from hub.api.deps import AdminDep, HubDep
-from hub.connections import list_connections, revoke_connection
+from hub.connections import connect_with_api_key, list_connections
 from hub.errors import InvalidArguments, NotFound, SwitchboardError, Unauthenticated
 from hub.models import Grant, utcnow
 from hub.runtime import Hub
@@ -33,6 +34,7 @@ router = APIRouter(prefix="/admin", route_class=PageRoute, include_in_schema=Fal
 
 _SECTIONS = ("connections", "agents", "audit")
 _MAX_CONSTRAINTS = 20_000
+_MAX_API_KEY = 1_000
 # After a plain (non-htmx) POST the browser is redirected with one of these codes; a fixed set, so a
 # crafted link cannot make the page say something the hub did not. Each names the section it concerns.
 _DONE = {
@@ -174,6 +176,18 @@ async def logout(hub: HubDep, session_token: SessionToken) -> Response:
 # --- connections ---------------------------------------------------------------------------------------
 
 
+async def _picked(request: Request) -> list[str]:
+    # Checkboxes submit `scopes` once per box, as `<provider>:<hub scope>` since providers share scope names.
+    return [str(v) for v in (await request.form()).getlist("scopes")]
+
+
+def _scopes_of(provider: str, picked: list[str]) -> list[str]:
+    scopes = [s.partition(":")[2] for s in picked if s.partition(":")[0] == provider]
+    if len(scopes) != len(picked):
+        raise InvalidArguments(f"some chosen scopes belong to a provider other than {provider}")
+    return scopes
+
+
 @router.post("/connect")
 async def connect(
     request: Request,
@@ -182,12 +196,9 @@ async def connect(
     provider: Annotated[str, Form()] = "",
     name: Annotated[str, Form()] = "",
 ) -> Response:
-    # Checkboxes submit `scopes` once per box, as `<provider>:<hub scope>` since providers share scope names.
-    picked = [str(v) for v in (await request.form()).getlist("scopes")]
-    scopes = [s.partition(":")[2] for s in picked if s.partition(":")[0] == provider]
+    picked = await _picked(request)
     try:
-        if len(scopes) != len(picked):
-            raise InvalidArguments(f"some chosen scopes belong to a provider other than {provider}")
+        scopes = _scopes_of(provider, picked)
         # Straight to hub.oauth (what /connect/{provider} calls): no CSRF token in a URL, errors inline.
         url = await hub.oauth.begin(provider=provider, name=name.strip(), scopes=scopes)
     except SwitchboardError as exc:
@@ -198,13 +209,46 @@ async def connect(
     return RedirectResponse(url, status_code=303)
 
 
+@router.post("/connections")
+async def connect_api_key(
+    request: Request,
+    hub: HubDep,
+    session_token: SessionToken,
+    provider: Annotated[str, Form()] = "",
+    name: Annotated[str, Form()] = "",
+    api_key: Annotated[str, Form()] = "",
+) -> Response:
+    """A connection from a pasted API key. The key goes to the vault and nowhere else: an error re-render
+    keeps the other fields and leaves the key blank, and no answer ever carries it."""
+    name, key, picked = name.strip(), api_key.strip(), await _picked(request)
+    try:
+        scopes = _scopes_of(provider, picked)
+        if not key:
+            raise InvalidArguments("paste the API key")
+        if len(key) > _MAX_API_KEY:
+            raise InvalidArguments(f"that is not an API key: it is over {_MAX_API_KEY} characters long")
+        await hub.db.run(
+            lambda s: connect_with_api_key(s, hub.vault, provider=provider, name=name, api_key=key, scopes=scopes)
+        )
+    except SwitchboardError as exc:
+        form = {"provider": provider, "name": name, "scopes": picked}  # never the key
+        return await _failed(request, hub, session_token, exc, section="connections", form_id="apikey-form", form=form)
+    await hub.changed()
+    if is_htmx(request):
+        # The grant form lists connections too, so the agents section is refreshed alongside.
+        return await _show(
+            request, hub, session_token, section="connections", status=201, connected=name, also=("agents",)
+        )
+    return RedirectResponse(f"/admin/?connected={quote(name)}#connections", status_code=303)
+
+
 @router.post("/connections/{name}/revoke")
 async def revoke(request: Request, name: str, hub: HubDep, session_token: SessionToken) -> Response:
     try:
-        await hub.db.run(lambda s: revoke_connection(s, name=name))
+        # Revoked at the provider too where it offers an endpoint, as /admin/api does; then forgotten here.
+        await hub.revoke_connection(name)
     except SwitchboardError as exc:
         return await _failed(request, hub, session_token, exc, section="connections", form_id="connections")
-    await hub.changed()
     # The grant form lists connections too, so the agents section is refreshed alongside.
     return await _succeeded(
         request, hub, session_token, section="connections", done="connection-revoked", also=("agents",)

@@ -20,6 +20,7 @@ def test_connect_from_the_page_walks_oauth_and_shows_the_connection(hub: Hub, hu
         assert refused.status_code == 403 and "location" not in refused.headers
         bad = browser.post("/admin/connect", data={**form, "name": "Not Valid", "csrf_token": csrf})
         assert bad.status_code == 422 and 'id="connect-form-error"' in bad.text and 'value="Not Valid"' in bad.text
+        assert bad.text.count('value="Not Valid"') == 1  # kept in its own form, not in the other name fields
         none = browser.post("/admin/connect", data={**form, "scopes": [], "csrf_token": csrf})
         assert none.status_code == 422 and "choose at least one scope" in none.text
         alien = browser.post("/admin/connect", data={**form, "scopes": ["slack:crm.contacts.read"], "csrf_token": csrf})
@@ -39,6 +40,7 @@ def test_connect_from_the_page_walks_oauth_and_shows_the_connection(hub: Hub, hu
         row = shown.split('<th scope="row">crm')[1].split("</tr>")[0]
         assert '<span class="badge status-active">active</span>' in row
         assert "crm.objects.contacts.read" in row and "crm.objects.deals.read" in row
+        assert "granted as asked" in row and "scope-warning" not in row  # requested and granted provider scopes
         assert "<time datetime=" in row  # token expiry and last refresh
         assert "Connected" not in browser.get("/admin/?connected=<i>made-up</i>").text
 

@@ -2,20 +2,23 @@
 (function () {
   "use strict";
 
-  // Show only the chosen provider's scope checkboxes; a disabled fieldset submits nothing.
-  function syncProviderScopes() {
-    var select = document.getElementById("connect-provider");
-    if (!select) return;
-    document.querySelectorAll("fieldset[data-provider]").forEach(function (fieldset) {
-      var other = fieldset.getAttribute("data-provider") !== select.value;
-      fieldset.hidden = other;
-      fieldset.disabled = other;
+  // In each connect form, show only the chosen provider's scope checkboxes and help; a disabled fieldset
+  // submits nothing.
+  function syncProviders(select) {
+    select.form.querySelectorAll("[data-provider]").forEach(function (part) {
+      var other = part.getAttribute("data-provider") !== select.value;
+      part.hidden = other;
+      if (part.tagName === "FIELDSET") part.disabled = other;
     });
+  }
+
+  function syncProviderScopes(root) {
+    root.querySelectorAll("select[data-provider-select]").forEach(syncProviders);
   }
 
   function enhance(root) {
     root.querySelectorAll("[data-copy]").forEach(function (button) { button.hidden = false; });
-    syncProviderScopes();
+    syncProviderScopes(root);
     // After a swap, move focus to what needs attention: a new key or an error message.
     var target = root.querySelector("[data-autofocus]");
     if (target) target.focus();
@@ -47,7 +50,7 @@
   });
 
   document.addEventListener("change", function (event) {
-    if (event.target.id === "connect-provider") syncProviderScopes();
+    if (event.target.matches("select[data-provider-select]")) syncProviders(event.target);
   });
   document.addEventListener("DOMContentLoaded", function () { enhance(document); });
   document.addEventListener("htmx:load", function (event) {
