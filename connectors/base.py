@@ -4,19 +4,40 @@ A tool is one async function. Its first parameter receives the ready provider cl
 other parameter is an argument the agent supplies, typed with `Annotated[..., Field(description=...)]`.
 `@tool` turns the signature into a pydantic model (the JSON Schema agents see), the docstring into the
 description, and refuses at import time anything that would be wrong at run time.
+
+Policy metadata (all optional; `scopes.tool_policy` says what each means and what the defaults infer) is
+stored on `Tool.policy` for `scopes.decide` and result shaping:
+
+    @tool(
+        scopes=["messaging.chat.read"], labels=["untrusted.content"],
+        resources={"channel": "channels"},            # argument path → allow-list
+        result_resources={"channels[].id": "channels"},  # result path → allow-list, for filtering lists
+        resolved_resources=["recipients_domain"],      # allow-lists only the provider can tell (hub resolves)
+        sink=True, risk="high",                       # sends data out / moves money or exposes data
+        amount="items[].unit_amount*quantity", currency="currency", amount_unit="minor",
+        limit="page_size",                            # the page-size argument max_results clamps
+        properties=["email", "firstname"],            # arguments that set CRM properties
+        label_fields={"pii.email": ["contacts[].email"]},  # where each label's data sits in the result
+    )
+
+Every path is checked here against the signature or the output model: a resources key naming no parameter,
+a result path through a field that is not a list, an amount that is not a number, an unknown allow-list or
+data label — each fails the import with the tool's name.
 """
 
 import inspect
 import re
+import types
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType, ModuleType
-from typing import Any, Protocol, TypeVar, get_type_hints
+from typing import Annotated, Any, Literal, Protocol, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, create_model
 from pydantic.fields import FieldInfo
 
-from scopes import is_known_scope
+from scopes import ALLOW_LISTS, ToolPolicy, is_known_label, is_known_scope, tool_policy
+from scopes.paths import Path, PathError, parse_path
 
 __all__ = [
     "ApiKeyMode",
@@ -64,6 +85,8 @@ class Tool:
     output_model: type[BaseModel]
     input_schema: Mapping[str, Any]
     provider: str = ""
+    # What policy needs to know (allow-lists, sink, amounts, label fields…); see scopes.tool_policy.
+    policy: ToolPolicy = field(default_factory=ToolPolicy)
 
     @property
     def is_read(self) -> bool:
@@ -74,17 +97,66 @@ class Tool:
         return await self.func(client, **dict(arguments))
 
 
-def tool(*, scopes: Sequence[str], labels: Sequence[str] = ()) -> Callable[[F], F]:
-    """Declare an async function as a tool needing `scopes` and returning data labelled `labels`."""
+@dataclass(frozen=True, slots=True)
+class _PolicySpec:
+    """The policy keywords of `tool()`, as given; checked and turned into a ToolPolicy by `_build_tool`."""
+
+    sink: bool | None = None
+    risk: Literal["low", "high"] | None = None
+    resources: Mapping[str, str] | None = None
+    result_resources: Mapping[str, str] | None = None
+    resolved_resources: Sequence[str] = ()
+    amount: str | None = None
+    currency: str | None = None
+    amount_unit: Literal["minor", "major"] = "minor"
+    limit: str | None = None
+    properties: Sequence[str] | None = None
+    label_fields: Mapping[str, Sequence[str]] | None = None
+
+
+def tool(
+    *,
+    scopes: Sequence[str],
+    labels: Sequence[str] = (),
+    sink: bool | None = None,
+    risk: Literal["low", "high"] | None = None,
+    resources: Mapping[str, str] | None = None,
+    result_resources: Mapping[str, str] | None = None,
+    resolved_resources: Sequence[str] = (),
+    amount: str | None = None,
+    currency: str | None = None,
+    amount_unit: Literal["minor", "major"] = "minor",
+    limit: str | None = None,
+    properties: Sequence[str] | None = None,
+    label_fields: Mapping[str, Sequence[str]] | None = None,
+) -> Callable[[F], F]:
+    """Declare an async function as a tool needing `scopes` and returning data labelled `labels`; the other
+    keywords are its policy metadata (see the module docstring and scopes.tool_policy)."""
+    spec = _PolicySpec(
+        sink,
+        risk,
+        resources,
+        result_resources,
+        tuple(resolved_resources),
+        amount,
+        currency,
+        amount_unit,
+        limit,
+        None if properties is None else tuple(properties),
+        label_fields,
+    )
 
     def register(func: F) -> F:
-        func.__switchboard_tool__ = _build_tool(func, tuple(scopes), tuple(labels))  # type: ignore[attr-defined]
+        func.__switchboard_tool__ = _build_tool(func, tuple(scopes), tuple(labels), spec)  # type: ignore[attr-defined]
         return func
 
     return register
 
 
-def _build_tool(func: ToolFunc, scopes: tuple[str, ...], labels: tuple[str, ...]) -> Tool:
+def _build_tool(
+    func: ToolFunc, scopes: tuple[str, ...], labels: tuple[str, ...], spec: _PolicySpec | None = None
+) -> Tool:
+    spec = spec or _PolicySpec()
     name = func.__name__
     where = f"tool {name!r}"
     if not _TOOL_NAME.match(name):
@@ -99,6 +171,8 @@ def _build_tool(func: ToolFunc, scopes: tuple[str, ...], labels: tuple[str, ...]
     for label in labels:
         if not _LABEL.match(label):
             raise ToolDefinitionError(f"{where}: malformed data label {label!r}")
+        if not is_known_label(label):
+            raise ToolDefinitionError(f"{where}: unknown data label {label!r} (see scopes/labels.py)")
     description = inspect.getdoc(func)
     if not description:
         raise ToolDefinitionError(f"{where}: needs a docstring; it is the description agents read")
@@ -125,11 +199,10 @@ def _build_tool(func: ToolFunc, scopes: tuple[str, ...], labels: tuple[str, ...]
             raise ToolDefinitionError(f"{where}: parameter {param.name!r} needs Field(description=...)")
         default = ... if param.default is param.empty else param.default
         fields[param.name] = (annotation, default)
-    input_model = create_model(
-        f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields
-    )
+    input_model = create_model(f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
     schema = input_model.model_json_schema()
     schema.pop("title", None)
+    policy = _build_policy(where, spec, scopes, labels, input_model, output_model, list(fields))
     return Tool(
         name=name,
         description=description,
@@ -139,7 +212,169 @@ def _build_tool(func: ToolFunc, scopes: tuple[str, ...], labels: tuple[str, ...]
         input_model=input_model,
         output_model=output_model,
         input_schema=MappingProxyType(schema),
+        policy=policy,
     )
+
+
+def _build_policy(
+    where: str,
+    spec: _PolicySpec,
+    scopes: tuple[str, ...],
+    labels: tuple[str, ...],
+    input_model: type[BaseModel],
+    output_model: type[BaseModel],
+    parameters: list[str],
+) -> ToolPolicy:
+    """Check the policy keywords against the signature and the output model, then build the ToolPolicy."""
+
+    def fail(message: str) -> ToolDefinitionError:
+        return ToolDefinitionError(f"{where}: {message}")
+
+    def path_of(keyword: str, text: str) -> Path:
+        try:
+            return parse_path(text)
+        except PathError as exc:
+            raise fail(f"{keyword}: {exc}") from None
+
+    def allow_list(keyword: str, name: str) -> None:
+        if name not in ALLOW_LISTS:
+            raise fail(f"{keyword}: unknown allow-list {name!r} (known: {', '.join(ALLOW_LISTS)})")
+
+    if spec.sink is not None and not isinstance(spec.sink, bool):
+        raise fail("sink must be True or False")
+    if spec.risk not in (None, "low", "high"):
+        raise fail(f"risk must be 'low' or 'high', not {spec.risk!r}")
+    if spec.amount_unit not in ("minor", "major"):
+        raise fail(f"amount_unit must be 'minor' or 'major', not {spec.amount_unit!r}")
+    for text, name in (spec.resources or {}).items():
+        allow_list("resources", name)
+        _leaf_type(input_model, path_of("resources", text), f"resources: argument path {text!r}", fail)
+    for text, name in (spec.result_resources or {}).items():
+        allow_list("result_resources", name)
+        path = path_of("result_resources", text)
+        if not path.has_each:
+            raise fail(f"result_resources: {text!r} names no list to filter; mark it with [] (e.g. 'items[].id')")
+        _leaf_type(output_model, path, f"result_resources: result path {text!r}", fail)
+    for name in spec.resolved_resources:
+        allow_list("resolved_resources", name)
+    if spec.amount is not None:
+        text, _, factor = spec.amount.partition("*")
+        path = path_of("amount", text)
+        leaf = _leaf_type(input_model, path, f"amount: argument path {text!r}", fail)
+        if not _numeric(leaf):
+            raise fail(f"amount: {text!r} is not a number")
+        if factor:
+            parent = (
+                _leaf_type(input_model, Path(text, path.segments[:-1]), "amount", fail)
+                if len(path.segments) > 1
+                else input_model
+            )
+            if not _numeric(_leaf_type(parent, path_of("amount", factor), f"amount: factor {factor!r}", fail)):
+                raise fail(f"amount: factor {factor!r} is not a number")
+    if spec.currency is not None:
+        leaf = _leaf_type(input_model, path_of("currency", spec.currency), f"currency: {spec.currency!r}", fail)
+        if _unwrap(leaf) is not str:
+            raise fail(f"currency: argument {spec.currency!r} is not a string")
+    if spec.limit is not None and spec.limit not in parameters:
+        raise fail(f"limit: {spec.limit!r} is not a parameter")
+    for prop in spec.properties or ():
+        if prop not in parameters:
+            raise fail(f"properties: {prop!r} is not a parameter")
+    for label, paths in (spec.label_fields or {}).items():
+        if label not in labels:
+            raise fail(f"label_fields: {label!r} is not one of the tool's labels {list(labels)}")
+        if isinstance(paths, str):
+            raise fail(f"label_fields: the paths of {label!r} must be a list, not a string")
+        for text in paths:
+            path = path_of("label_fields", text)
+            if path.bare:
+                if path.head not in _field_names(output_model):
+                    raise fail(f"label_fields: no field {path.head!r} anywhere in {output_model.__name__}")
+            else:
+                _leaf_type(output_model, path, f"label_fields: result path {text!r}", fail)
+    return tool_policy(
+        scopes=scopes,
+        labels=labels,
+        parameters=parameters,
+        sink=spec.sink,
+        risk=spec.risk,
+        resources=spec.resources,
+        result_resources=spec.result_resources,
+        resolved_resources=spec.resolved_resources,
+        amount=spec.amount,
+        currency=spec.currency,
+        amount_unit=spec.amount_unit,
+        limit=spec.limit,
+        properties=spec.properties,
+        label_fields=spec.label_fields,
+    )
+
+
+def _unwrap(annotation: Any) -> Any:
+    """The type inside Annotated[...] and Optional[...] (a union of several types is returned as is)."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            inner = [a for a in get_args(annotation) if a is not type(None)]
+            if len(inner) != 1:
+                return annotation
+            annotation = inner[0]
+        else:
+            return annotation
+
+
+def _numeric(annotation: Any) -> bool:
+    inner = _unwrap(annotation)
+    if get_origin(inner) in (list, tuple):
+        inner = _unwrap(get_args(inner)[0])
+    return inner in (int, float)
+
+
+def _model_field(model: type[BaseModel], name: str) -> Any:
+    for field_name, info in model.model_fields.items():
+        if name in (field_name, info.alias, field_name.rstrip("_")):
+            return info.annotation
+    return None
+
+
+def _leaf_type(root: Any, path: Path, what: str, fail: Callable[[str], ToolDefinitionError]) -> Any:
+    """The type `path` reaches from the model `root`; `fail` when a segment names no field or `[]` no list."""
+    current = root
+    for name, each in path.segments:
+        model = _unwrap(current)
+        if not (inspect.isclass(model) and issubclass(model, BaseModel)):
+            raise fail(f"{what}: {name!r} is not inside an object")
+        annotation = _model_field(model, name)
+        if annotation is None:
+            raise fail(f"{what}: {model.__name__} has no field {name!r}")
+        if each:
+            inner = _unwrap(annotation)
+            if get_origin(inner) not in (list, tuple):
+                raise fail(f"{what}: {name!r} is not a list, so it cannot take []")
+            annotation = get_args(inner)[0]
+        current = annotation
+    return current
+
+
+def _field_names(model: type[BaseModel], seen: set[type[BaseModel]] | None = None) -> set[str]:
+    """Every field name (and alias) in `model` and the models nested in it."""
+    seen = seen if seen is not None else set()
+    if model in seen:
+        return set()
+    seen.add(model)
+    names: set[str] = set()
+    for field_name, info in model.model_fields.items():
+        names.update(n for n in (field_name, info.alias, field_name.rstrip("_")) if n)
+        pending = [info.annotation]
+        while pending:
+            annotation = _unwrap(pending.pop())
+            if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
+                names |= _field_names(annotation, seen)
+            else:
+                pending.extend(get_args(annotation))
+    return names
 
 
 def collect_tools(module: ModuleType) -> tuple[Tool, ...]:
@@ -215,8 +450,6 @@ class Connector:
         for t in self.tools:
             for scope in t.scopes:
                 if scope not in self.manifest.scope_map:
-                    raise ToolDefinitionError(
-                        f"tool {t.name!r}: scope {scope!r} is not served by {self.manifest.name}"
-                    )
+                    raise ToolDefinitionError(f"tool {t.name!r}: scope {scope!r} is not served by {self.manifest.name}")
             stamped.append(replace(t, provider=self.manifest.name))
         object.__setattr__(self, "tools", tuple(stamped))
