@@ -14,7 +14,7 @@ from connectors import CONNECTORS
 from hub.credentials import AGENT_KEY_PREFIX, hash_secret, mint
 from hub.errors import Conflict, InvalidArguments, NotFound
 from hub.models import Agent, AgentKey, Connection, Grant, HubMeta, utcnow
-from scopes import is_known_scope
+from scopes import ConstraintsError, is_known_scope, parse_constraints
 
 __all__ = [
     "NAME_PATTERN",
@@ -110,6 +110,11 @@ def add_grant(
     if scope not in connection.hub_scopes:
         # Least privilege at the source: the provider was only asked for the connection's own scopes.
         raise Conflict(f"connection {connection.name!r} was not authorised for {scope!r}: reconnect asking for it")
+    try:
+        # Typos must surface when the admin grants, not when an agent trips on them.
+        parse_constraints(constraints)
+    except ConstraintsError as exc:
+        raise InvalidArguments(f"invalid constraints: {exc}") from None
     grant = session.scalar(
         select(Grant).where(Grant.agent_id == agent.id, Grant.connection_id == connection.id, Grant.scope == scope)
     )

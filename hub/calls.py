@@ -28,7 +28,10 @@ from connectors.errors import (
 )
 from hub.audit import AuditEntry, AuditWriter, args_digest
 from hub.errors import (
+    ApprovalDenied,
     ConnectionNeedsReauth,
+    ConstraintViolated,
+    FlowBlocked,
     InvalidArguments,
     NotFound,
     RateLimited,
@@ -43,9 +46,9 @@ from hub.metrics import CALL_LATENCY, CALLS, PROVIDER_ERRORS
 from hub.models import utcnow
 from hub.policy_cache import AgentPrincipal, ConnectionInfo, PolicyCache
 from hub.tokens import TokenManager
-from scopes import decide
+from scopes import Decision, decide, shape_result
 
-__all__ = ["CallPipeline", "CallResult"]
+__all__ = ["CallPipeline", "CallResult", "constrained_decision", "validate_arguments"]
 
 log = logging.getLogger(__name__)
 # A rate-limited read is retried within this budget (seconds), honouring the provider's Retry-After.
@@ -55,6 +58,9 @@ _BACKOFF = 0.5
 _DENIALS: dict[str, type[SwitchboardError]] = {
     "scope_denied": ScopeDenied,
     "invalid_arguments": InvalidArguments,
+    "constraint_violated": ConstraintViolated,
+    "flow_blocked": FlowBlocked,
+    "approval_denied": ApprovalDenied,
 }
 
 
@@ -74,7 +80,9 @@ class _Record:
 @dataclass(frozen=True, slots=True)
 class CallResult:
     call_id: str
-    result: dict[str, Any]
+    result: Any
+    # What policy did to the call, for the agent: clamped limits, filtered or masked results.
+    notes: tuple[str, ...] = ()
 
 
 class CallPipeline:
@@ -103,11 +111,19 @@ class CallPipeline:
         try:
             tool = _tool(tool_name)
             record.connection = _grant(agent, tool, connection)
-            args = _validate(tool, arguments)
+            args = validate_arguments(tool, arguments)
+            decision = _constrain(agent, tool, record.connection, args)
+            if decision.changes:
+                args = args.model_copy(update=dict(decision.changes))
             info = self._connection(record.connection)
             record.allowed = True
             output = await asyncio.wait_for(self._invoke(tool, info, args), self._deadline)
-            result = output.model_dump(mode="json", exclude_none=True)
+            shaped = shape_result(
+                output.model_dump(mode="json", exclude_none=True),
+                policy=tool.policy,
+                results=decision.results,
+                key=self._digest_key,
+            )
         except SwitchboardError as exc:
             await self._record(record, exc)
             raise
@@ -122,7 +138,7 @@ class CallPipeline:
             await self._record(record, failed)
             raise failed from None
         await self._record(record, None)
-        return CallResult(call_id, result)
+        return CallResult(call_id, shaped.result, tuple(dict.fromkeys((*decision.notes, *shaped.notes))))
 
     def _connection(self, name: str) -> ConnectionInfo:
         info = self._policy.snapshot.connections[name]
@@ -190,19 +206,53 @@ def _tool(name: str) -> Tool:
 
 
 def _grant(agent: AgentPrincipal, tool: Tool, connection: str | None) -> str:
+    """The scope check alone, before arguments are validated: an agent without the scope learns nothing
+    from the tool's validation errors."""
     decision = decide(
         tool=tool.name, provider=tool.provider, needed=tool.scopes, grants=agent.grants, connection=connection
     )
     if not decision.allowed:
-        detail = decision.detail
-        if decision.reason == "scope_denied":
-            detail += "; an admin can grant it on the Switchboard admin page"
-        raise _DENIALS[decision.reason](detail, scopes=list(tool.scopes))
+        raise _refuse(decision, tool)
     assert decision.connection is not None
     return decision.connection
 
 
-def _validate(tool: Tool, arguments: Any) -> BaseModel:
+def _refuse(decision: Decision, tool: Tool) -> SwitchboardError:
+    detail = decision.detail
+    if decision.reason == "scope_denied":
+        detail += "; an admin can grant it on the Switchboard admin page"
+    if decision.reason == "rate_limited":
+        return RateLimited(detail, retry_after=decision.retry_after)
+    return _DENIALS.get(decision.reason, ConstraintViolated)(detail, scopes=list(tool.scopes))
+
+
+def constrained_decision(agent: AgentPrincipal, tool: Tool, connection: str, args: BaseModel) -> Decision:
+    """The full decision on validated arguments: the grants' constraints, as `POST /admin/api/explain` shows."""
+    return decide(
+        tool=tool.name,
+        provider=tool.provider,
+        needed=tool.scopes,
+        grants=agent.grants,
+        connection=connection,
+        policy=tool.policy,
+        arguments=args.model_dump(),
+    )
+
+
+def _constrain(agent: AgentPrincipal, tool: Tool, connection: str, args: BaseModel) -> Decision:
+    decision = constrained_decision(agent, tool, connection, args)
+    if decision.pending:
+        # Approvals are not collected yet: a call that needs one is refused, never run unapproved.
+        raise ApprovalDenied(
+            f"{decision.detail or 'this call needs a human approval'}; approvals are not available on this hub yet",
+            scopes=list(tool.scopes),
+        )
+    if not decision.allowed:
+        raise _refuse(decision, tool)
+    return decision
+
+
+def validate_arguments(tool: Tool, arguments: Any) -> BaseModel:
     if not isinstance(arguments, dict):
         raise InvalidArguments("'arguments' must be a JSON object")
     try:

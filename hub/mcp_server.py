@@ -72,6 +72,8 @@ class McpEndpoint:
             except SwitchboardError as exc:
                 return types.CallToolResult(content=[_text(exc.problem())], is_error=True)
             body = {"call_id": outcome.call_id, "result": outcome.result}
+            if outcome.notes:
+                body["notes"] = list(outcome.notes)
             return types.CallToolResult(content=[_text(body)], structured_content=body)
 
         self.server: Server[Any] = Server(

@@ -51,6 +51,9 @@ class Snapshot:
     agents: Mapping[int, AgentPrincipal] = field(default_factory=dict)
     connections: Mapping[str, ConnectionInfo] = field(default_factory=dict)
 
+    def agent_named(self, name: str) -> AgentPrincipal | None:
+        return next((a for a in self.agents.values() if a.name == name), None)
+
     def agent_for_key_hash(self, key_hash: str) -> AgentPrincipal | None:
         entry = self.keys.get(key_hash)
         if entry is None:

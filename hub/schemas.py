@@ -13,6 +13,7 @@ __all__ = [
     "AgentRead",
     "ApiKeyConnect",
     "ConnectionRead",
+    "ExplainRequest",
     "GrantCreate",
     "GrantRead",
     "KeyCreate",
@@ -47,6 +48,13 @@ class ApiKeyConnect(_Strict):
     provider: str = Field(max_length=32)
     api_key: SecretStr = Field(description="The provider's API key; stored encrypted, never shown again.")
     scopes: list[str] = Field(min_length=1, max_length=32, description="The hub scopes this connection may grant.")
+
+
+class ExplainRequest(_Strict):
+    agent: str = _NAME
+    tool: str = Field(max_length=64)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    connection: str | None = Field(default=None, max_length=64)
 
 
 class KeyRead(BaseModel):

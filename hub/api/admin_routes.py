@@ -6,11 +6,13 @@ from fastapi import APIRouter, Query, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connectors import TOOLS
 from hub import agents as agent_service
 from hub.api.deps import AdminDep, HubDep
 from hub.audit import latest, verify
+from hub.calls import constrained_decision, validate_arguments
 from hub.connections import connect_with_api_key, list_connections
-from hub.errors import NotFound
+from hub.errors import InvalidArguments, NotFound, UnknownTool
 from hub.models import Agent, Grant
 from hub.schemas import (
     AgentCreate,
@@ -18,10 +20,12 @@ from hub.schemas import (
     AgentRead,
     ApiKeyConnect,
     ConnectionRead,
+    ExplainRequest,
     GrantCreate,
     GrantRead,
     KeyCreate,
 )
+from scopes import decide
 
 __all__ = ["router"]
 
@@ -144,3 +148,23 @@ async def audit(_: AdminDep, hub: HubDep, limit: int = Query(default=50, ge=1, l
 async def audit_verify(_: AdminDep, hub: HubDep) -> dict[str, Any]:
     intact, count, problem = await hub.db.run(verify)
     return {"intact": intact, "records": count, "problem": problem or None}
+
+
+@router.post("/explain", summary="What policy would decide for a call, without calling the provider")
+async def explain(body: ExplainRequest, _: AdminDep, hub: HubDep) -> dict[str, Any]:
+    agent = hub.policy.snapshot.agent_named(body.agent)
+    if agent is None:
+        raise NotFound(f"no active agent named {body.agent!r}")
+    tool = TOOLS.get(body.tool)
+    if tool is None:
+        raise UnknownTool(f"no tool named {body.tool!r}")
+    scope_only = decide(
+        tool=tool.name, provider=tool.provider, needed=tool.scopes, grants=agent.grants, connection=body.connection
+    )
+    if not scope_only.allowed or scope_only.connection is None:
+        return scope_only.to_dict()
+    try:
+        args = validate_arguments(tool, body.arguments)
+    except InvalidArguments as exc:
+        return {"outcome": "deny", "reason": exc.code, "detail": exc.detail, **exc.extra}
+    return constrained_decision(agent, tool, scope_only.connection, args).to_dict()

@@ -69,4 +69,7 @@ async def call_tool(tool: str, request: Request, agent: AgentDep, hub: HubDep) -
     if connection is not None and not isinstance(connection, str):
         raise InvalidArguments("'connection' must be a connection name")
     outcome = await hub.calls.run(agent, tool, payload.get("arguments", {}), connection)
-    return _json({"call_id": outcome.call_id, "result": outcome.result})
+    answer: dict[str, Any] = {"call_id": outcome.call_id, "result": outcome.result}
+    if outcome.notes:
+        answer["notes"] = list(outcome.notes)
+    return _json(answer)

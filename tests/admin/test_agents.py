@@ -100,8 +100,13 @@ def test_grants_made_on_the_page_decide_what_the_agent_sees(hub: Hub) -> None:
         assert unauthorised.status_code == 409 and "was not authorised" in unauthorised.text
         assert unauthorised.text.lstrip().startswith('<section id="agents"')
 
+        typo = browser.post("/admin/grants", data={**grant, "constraints": '{"max_resluts": 5}'}, headers=htmx(csrf))
+        assert typo.status_code == 422 and "max_resluts" in typo.text
+
         granted = browser.post(
-            "/admin/grants", data={**grant, "constraints": '{"max_results": 5, "note": "<b>"}'}, headers=htmx(csrf)
+            "/admin/grants",
+            data={**grant, "constraints": '{"max_results": 5, "object_ids": ["<b>"]}'},
+            headers=htmx(csrf),
         )
         assert granted.status_code == 200 and "Grant saved" in granted.text
         assert "<html" not in granted.text and granted.text.lstrip().startswith('<section id="agents"')
