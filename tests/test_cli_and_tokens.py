@@ -4,8 +4,8 @@
 import subprocess
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 from sqlalchemy import select
@@ -127,5 +127,7 @@ def test_serve_refuses_master_keys_that_cannot_open_its_secrets(hub: Hub) -> Non
 def test_docs_tools_table_is_current() -> None:
     """docs/tools.md is `switchboard tools`' output: adding a tool without regenerating it fails here."""
     root = Path(__file__).resolve().parents[1]
-    printed = subprocess.run([sys.executable, "-m", "hub", "tools"], capture_output=True, text=True, check=True, cwd=root)
+    printed = subprocess.run(
+        [sys.executable, "-m", "hub", "tools"], capture_output=True, text=True, check=True, cwd=root
+    )
     assert printed.stdout == (root / "docs" / "tools.md").read_text()

@@ -23,14 +23,16 @@ def _api_requests(sandbox: Sandbox) -> int:
 
 
 async def _mcp_session_calls(hub: Hub, key: str) -> tuple[list[str], dict[str, object], bool]:
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
-        async with streamable_http_client(f"{hub.url}/mcp", http_client=http) as (read, write):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                listed = await session.list_tools()
-                ok = await session.call_tool("hubspot_contacts_search", {"query": "ada"})
-                denied = await session.call_tool("hubspot_contacts_create", {"email": "eve@example.com"})
-                return [t.name for t in listed.tools], ok.structured_content or {}, bool(denied.is_error)
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http,
+        streamable_http_client(f"{hub.url}/mcp", http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        listed = await session.list_tools()
+        ok = await session.call_tool("hubspot_contacts_search", {"query": "ada"})
+        denied = await session.call_tool("hubspot_contacts_create", {"email": "eve@example.com"})
+        return [t.name for t in listed.tools], ok.structured_content or {}, bool(denied.is_error)
 
 
 def test_connect_grant_call_refresh_revoke_audit(hub: Hub, hubspot: Sandbox) -> None:

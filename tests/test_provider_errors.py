@@ -44,7 +44,9 @@ def test_missing_provider_scope_and_not_found(hub: Hub, hubspot: Sandbox) -> Non
         assert missing.status_code == 404 and missing.json()["type"] == "not_found"
     # A grant the connection was never authorised for is refused when made, not discovered at call time.
     with hub.admin() as admin:
-        refused = admin.post("/admin/api/grants", json={"agent": "bot", "connection": "crm", "scope": "crm.contacts.write"})
+        refused = admin.post(
+            "/admin/api/grants", json={"agent": "bot", "connection": "crm", "scope": "crm.contacts.write"}
+        )
     assert refused.status_code == 409 and "reconnect" in refused.json()["detail"]
 
 
@@ -56,7 +58,11 @@ def test_admin_api_refuses_bad_input_as_problems(hub: Hub) -> None:
             ("POST", "/admin/api/grants", {"agent": "nobody", "connection": "none", "scope": "crm.contacts.read"}),
             ("DELETE", "/admin/api/grants/999", None),
             ("GET", "/admin/api/agents/nobody", None),
-            ("POST", "/admin/api/connections", {"name": "k", "provider": "hubspot", "api_key": "x", "scopes": ["crm.contacts.read"]}),
+            (
+                "POST",
+                "/admin/api/connections",
+                {"name": "k", "provider": "hubspot", "api_key": "x", "scopes": ["crm.contacts.read"]},
+            ),
             ("GET", "/connect/nowhere?name=x&scopes=crm.contacts.read", None),
             ("GET", "/connect/hubspot?name=x&scopes=crm.nothing", None),
         ):
