@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,8 +46,9 @@ from hub.errors import (
 from hub.metrics import CALL_LATENCY, CALLS, PROVIDER_ERRORS
 from hub.models import utcnow
 from hub.policy_cache import AgentPrincipal, ConnectionInfo, PolicyCache
+from hub.rates import RateCounter
 from hub.tokens import TokenManager
-from scopes import Decision, decide, shape_result
+from scopes import Decision, RateUsage, decide, shape_result
 
 __all__ = ["CallPipeline", "CallResult", "constrained_decision", "validate_arguments"]
 
@@ -92,9 +94,11 @@ class CallPipeline:
         policy: PolicyCache,
         tokens: TokenManager,
         audit: AuditWriter,
+        rates: RateCounter,
         digest_key: bytes,
         timeout: float,
     ) -> None:
+        self._rates = rates
         self._policy = policy
         self._tokens = tokens
         self._audit = audit
@@ -113,6 +117,9 @@ class CallPipeline:
             record.connection = _grant(agent, tool, connection)
             args = validate_arguments(tool, arguments)
             decision = _constrain(agent, tool, record.connection, args)
+            if decision.rate_limits:
+                usage = await self._rates.count(agent.id, decision.rate_limits)
+                decision = _constrain(agent, tool, record.connection, args, usage)
             if decision.changes:
                 args = args.model_copy(update=dict(decision.changes))
             info = self._connection(record.connection)
@@ -226,7 +233,13 @@ def _refuse(decision: Decision, tool: Tool) -> SwitchboardError:
     return _DENIALS.get(decision.reason, ConstraintViolated)(detail, scopes=list(tool.scopes))
 
 
-def constrained_decision(agent: AgentPrincipal, tool: Tool, connection: str, args: BaseModel) -> Decision:
+def constrained_decision(
+    agent: AgentPrincipal,
+    tool: Tool,
+    connection: str,
+    args: BaseModel,
+    usage: Mapping[tuple[str, str], RateUsage] | None = None,
+) -> Decision:
     """The full decision on validated arguments: the grants' constraints, as `POST /admin/api/explain` shows."""
     return decide(
         tool=tool.name,
@@ -236,11 +249,18 @@ def constrained_decision(agent: AgentPrincipal, tool: Tool, connection: str, arg
         connection=connection,
         policy=tool.policy,
         arguments=args.model_dump(),
+        usage=usage,
     )
 
 
-def _constrain(agent: AgentPrincipal, tool: Tool, connection: str, args: BaseModel) -> Decision:
-    decision = constrained_decision(agent, tool, connection, args)
+def _constrain(
+    agent: AgentPrincipal,
+    tool: Tool,
+    connection: str,
+    args: BaseModel,
+    usage: Mapping[tuple[str, str], RateUsage] | None = None,
+) -> Decision:
+    decision = constrained_decision(agent, tool, connection, args, usage)
     if decision.pending:
         # Approvals are not collected yet: a call that needs one is refused, never run unapproved.
         raise ApprovalDenied(

@@ -19,6 +19,7 @@ __all__ = [
     "Grant",
     "HubMeta",
     "OAuthState",
+    "RateCount",
     "utcnow",
 ]
 
@@ -161,6 +162,18 @@ class AuditRecord(Base):
     args_digest: Mapped[str] = mapped_column(String(64))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class RateCount(Base):
+    """Calls of one agent through one grant (connection + scope) in one fixed window, shared by replicas."""
+
+    __tablename__ = "rate_counts"
+    agent_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    connection: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    period: Mapped[str] = mapped_column(String(1), primary_key=True)  # "m" (minute) or "d" (day)
+    period_start: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class AuditHead(Base):

@@ -17,6 +17,7 @@ from hub.models import HubMeta
 from hub.oauth import OAuthFlow
 from hub.policy_cache import PolicyCache
 from hub.providers import resolve_providers
+from hub.rates import RateCounter
 from hub.settings import Settings
 from hub.tokens import TokenManager
 from hub.vault import Vault, load_master_keys
@@ -70,6 +71,7 @@ class Hub:
             policy=self.policy,
             tokens=self.tokens,
             audit=self.audit,
+            rates=RateCounter(self.db),
             digest_key=self.secret_key,
             timeout=settings.provider_timeout,
         )

@@ -62,3 +62,21 @@ def test_constraints_shape_calls_and_results(hub: Hub, hubspot: Sandbox) -> None
         pending = agent.post("/v1/tools/hubspot_contacts_search/call", json={"arguments": {}})
         assert pending.status_code == 403 and pending.json()["type"] == "approval_denied"
         assert hubspot.stats()["api_requests"] == before
+
+
+def test_rate_limits_count_every_call_of_the_grant(hub: Hub, hubspot: Sandbox) -> None:
+    hub.connect("hubspot", "crm", "crm.contacts.read")
+    key = hub.create_agent("bot")
+    _grant(hub, {"rate": {"per_minute": 2}})
+    with hub.agent(key) as agent:
+        answers = [agent.post("/v1/tools/hubspot_contacts_search/call", json={"arguments": {}}) for _ in range(3)]
+        assert [a.status_code for a in answers[:2]] == [200, 200]
+        limited = answers[2]
+        assert limited.status_code == 429 and limited.json()["type"] == "rate_limited"
+        assert 1 <= int(limited.headers["retry-after"]) <= 60
+        before = hubspot.stats()["api_requests"]
+        assert (
+            agent.post("/v1/tools/hubspot_contacts_get/call", json={"arguments": {"contact_id": "1"}}).status_code
+            == 429
+        )
+        assert hubspot.stats()["api_requests"] == before  # refused before the provider
