@@ -127,7 +127,17 @@ def _summary(obj: dict[str, Any]) -> MessageSummary:
     )
 
 
-@tool(scopes=["messaging.email.read"], labels=_READ_LABELS)
+@tool(
+    scopes=["messaging.email.read"],
+    labels=_READ_LABELS,
+    # `recipients_domain` limits whom mail goes to, not what can be read: reading touches no allow-list.
+    resources={},
+    limit="max_results",
+    label_fields={
+        "pii.email": ["messages[].from", "messages[].to"],
+        "untrusted.content": ["messages[].subject", "messages[].snippet"],
+    },
+)
 async def gmail_messages_search(
     client: GmailClient,
     query: Annotated[
@@ -181,7 +191,15 @@ async def gmail_messages_search(
     )
 
 
-@tool(scopes=["messaging.email.read"], labels=_READ_LABELS)
+@tool(
+    scopes=["messaging.email.read"],
+    labels=_READ_LABELS,
+    resources={},
+    label_fields={
+        "pii.email": ["from", "to", "cc", "reply_to"],
+        "untrusted.content": ["subject", "body", "attachments[].filename"],
+    },
+)
 async def gmail_messages_get(
     client: GmailClient,
     message_id: MessageId,
@@ -224,7 +242,12 @@ def _sent(obj: dict[str, Any]) -> SentMessage:
     )
 
 
-@tool(scopes=["messaging.email.send"])
+@tool(
+    scopes=["messaging.email.send"],
+    resources={"to": "recipients_domain", "cc": "recipients_domain", "bcc": "recipients_domain"},
+    sink=True,
+    risk="high",
+)
 async def gmail_messages_send(
     client: GmailClient,
     to: Annotated[list[Address], Field(description="Recipients.", min_length=1, max_length=50)],
@@ -241,7 +264,15 @@ async def gmail_messages_send(
     return _sent(sent)
 
 
-@tool(scopes=["messaging.email.read", "messaging.email.send"])
+@tool(
+    scopes=["messaging.email.read", "messaging.email.send"],
+    resources={"cc": "recipients_domain"},
+    # The main recipient is the original's Reply-To, From or (for the user's own mail) To: only Gmail knows it,
+    # so the hub must resolve those addresses (every one of them) before the call, or it is refused.
+    resolved_resources=["recipients_domain"],
+    sink=True,
+    risk="high",
+)
 async def gmail_messages_reply(
     client: GmailClient,
     message_id: MessageId,
@@ -273,7 +304,15 @@ async def gmail_messages_reply(
     return _sent(sent)
 
 
-@tool(scopes=["messaging.email.send"])
+@tool(
+    scopes=["messaging.email.send"],
+    resources={"to": "recipients_domain", "cc": "recipients_domain", "bcc": "recipients_domain"},
+    # A sink although nothing is sent: the draft is addressed and written to go out, one click away, and
+    # whoever clicks cannot tell which words came from a CRM or an injected message. Not high risk: a human
+    # still has to send it.
+    sink=True,
+    risk="low",
+)
 async def gmail_drafts_create(
     client: GmailClient,
     to: Annotated[list[Address], Field(description="Recipients.", min_length=1, max_length=50)],
@@ -293,7 +332,7 @@ async def gmail_drafts_create(
     )
 
 
-@tool(scopes=["messaging.email.read"])
+@tool(scopes=["messaging.email.read"], resources={})
 async def gmail_labels_list(client: GmailClient) -> LabelList:
     """List the user's Gmail labels (system ones like INBOX and SENT, and their own), with the ids that
     searches take as `label:<name>`."""

@@ -172,7 +172,12 @@ async def _list(client: DriveClient, q: str, page_size: int, page_token: str | N
     return _page(body)
 
 
-@tool(scopes=["storage.files.read"])
+@tool(
+    scopes=["storage.files.read"],
+    resources={"folder_id": "folders"},
+    result_resources={"files[].parents": "folders"},
+    limit="page_size",
+)
 async def gdrive_files_list(
     client: DriveClient,
     folder_id: Annotated[
@@ -189,7 +194,12 @@ async def gdrive_files_list(
     return await _list(client, f"'{folder_id}' in parents and trashed = false", page_size, page_token, "folder,name")
 
 
-@tool(scopes=["storage.files.read"])
+@tool(
+    scopes=["storage.files.read"],
+    # The query cannot be checked: the results are filtered to files whose parent is (inside) an allowed folder.
+    result_resources={"files[].parents": "folders"},
+    limit="page_size",
+)
 async def gdrive_files_search(
     client: DriveClient,
     query: Annotated[
@@ -215,7 +225,12 @@ async def gdrive_files_search(
     return await _list(client, f"({query}) and trashed = false", page_size, page_token, None)
 
 
-@tool(scopes=["storage.files.read"], labels=["pii.email"])
+@tool(
+    scopes=["storage.files.read"],
+    labels=["pii.email"],
+    resources={"file_id": "folders"},  # a file's folders are resolved by the hub (scopes.unlisted_resources)
+    label_fields={"pii.email": ["owners"]},
+)
 async def gdrive_files_get(client: DriveClient, file_id: FileId) -> FileDetails:
     """Get one Google Drive file's metadata: name, type, parent folders, size, times, owners' emails and a
     link to open it. Does not return the content: use gdrive_files_read for that."""
@@ -225,7 +240,12 @@ async def gdrive_files_get(client: DriveClient, file_id: FileId) -> FileDetails:
     return _details(body)
 
 
-@tool(scopes=["storage.files.read"], labels=["untrusted.content"])
+@tool(
+    scopes=["storage.files.read"],
+    labels=["untrusted.content"],
+    resources={"file_id": "folders"},
+    label_fields={"untrusted.content": ["content"]},
+)
 async def gdrive_files_read(
     client: DriveClient,
     file_id: FileId,
@@ -282,7 +302,13 @@ async def gdrive_files_read(
     return found
 
 
-@tool(scopes=["storage.files.write"], labels=["pii.email"])
+@tool(
+    scopes=["storage.files.write"],
+    labels=["pii.email"],
+    resources={"folder_id": "folders"},
+    sink=True,
+    label_fields={"pii.email": ["owners"]},
+)
 async def gdrive_files_upload(
     client: DriveClient,
     name: Name,
@@ -306,7 +332,13 @@ async def gdrive_files_upload(
     return _details(body)
 
 
-@tool(scopes=["storage.files.write"], labels=["pii.email"])
+@tool(
+    scopes=["storage.files.write"],
+    labels=["pii.email"],
+    resources={"parent_id": "folders"},
+    sink=False,
+    label_fields={"pii.email": ["owners"]},
+)
 async def gdrive_folders_create(
     client: DriveClient,
     name: Name,
@@ -322,7 +354,14 @@ async def gdrive_folders_create(
     return _details(body)
 
 
-@tool(scopes=["storage.files.write"], labels=["pii.email"])
+@tool(
+    scopes=["storage.files.write"],
+    labels=["pii.email"],
+    # Both ends must be inside the allowed folders: the file where it is, and where it goes.
+    resources={"file_id": "folders", "to_folder_id": "folders"},
+    sink=False,
+    label_fields={"pii.email": ["owners"]},
+)
 async def gdrive_files_move(
     client: DriveClient,
     file_id: FileId,
@@ -348,7 +387,13 @@ async def gdrive_files_move(
     return _details(body)
 
 
-@tool(scopes=["storage.files.write"], labels=["pii.email"])
+@tool(
+    scopes=["storage.files.write"],
+    labels=["pii.email"],
+    resources={"file_id": "folders", "email": "recipients_domain"},
+    sink=True,
+    risk="high",
+)
 async def gdrive_files_share(
     client: DriveClient,
     file_id: FileId,

@@ -158,7 +158,13 @@ def _posted(body: dict[str, Any], channel: str, text: str) -> PostedMessage:
     )
 
 
-@tool(scopes=["messaging.chat.read"], labels=["untrusted.content"])
+@tool(
+    scopes=["messaging.chat.read"],
+    labels=["untrusted.content"],
+    result_resources={"channels[].id": "channels"},
+    limit="limit",
+    label_fields={"untrusted.content": ["channels[].topic", "channels[].purpose"]},
+)
 async def slack_channels_list(
     client: SlackClient,
     limit: Annotated[int, Field(description="Channels per page, 1 to 200.", ge=1, le=200)] = 100,
@@ -182,7 +188,13 @@ async def slack_channels_list(
     return ChannelPage(channels=[_channel(c) for c in body.get("channels", [])], next_cursor=_next_cursor(body))
 
 
-@tool(scopes=["messaging.chat.read"], labels=["untrusted.content"])
+@tool(
+    scopes=["messaging.chat.read"],
+    labels=["untrusted.content"],
+    resources={"channel": "channels"},
+    limit="limit",
+    label_fields={"untrusted.content": ["messages[].text"]},
+)
 async def slack_messages_history(
     client: SlackClient,
     channel: ChannelId,
@@ -216,7 +228,13 @@ async def slack_messages_history(
     )
 
 
-@tool(scopes=["messaging.chat.read"], labels=["untrusted.content"])
+@tool(
+    scopes=["messaging.chat.read"],
+    labels=["untrusted.content"],
+    resources={"channel": "channels"},
+    limit="limit",
+    label_fields={"untrusted.content": ["messages[].text"]},
+)
 async def slack_thread_replies(
     client: SlackClient,
     channel: ChannelId,
@@ -246,7 +264,7 @@ async def slack_thread_replies(
     )
 
 
-@tool(scopes=["messaging.chat.send"])
+@tool(scopes=["messaging.chat.send"], resources={"channel": "channels"}, sink=True)
 async def slack_messages_post(client: SlackClient, channel: ChannelId, text: Text) -> PostedMessage:
     """Post a message to a Slack channel as the app.
 
@@ -259,7 +277,7 @@ async def slack_messages_post(client: SlackClient, channel: ChannelId, text: Tex
     return _posted(body, channel, text)
 
 
-@tool(scopes=["messaging.chat.send"])
+@tool(scopes=["messaging.chat.send"], resources={"channel": "channels"}, sink=True)
 async def slack_thread_reply(
     client: SlackClient,
     channel: ChannelId,
@@ -288,7 +306,13 @@ async def slack_thread_reply(
     return _posted(body, channel, text)
 
 
-@tool(scopes=["messaging.chat.read"], labels=["pii.email", "pii.name"])
+@tool(
+    scopes=["messaging.chat.read"],
+    labels=["pii.email", "pii.name"],
+    # A user is no channel: a `channels` allow-list does not limit who can be looked up.
+    resources={},
+    label_fields={"pii.email": ["email"], "pii.name": ["name", "real_name", "display_name"]},
+)
 async def slack_users_lookup(
     client: SlackClient,
     user_id: Annotated[
