@@ -42,6 +42,10 @@ _PROPERTIES = [
     "hubspot_owner_id",
 ]
 
+# The write tools' arguments that set properties (argument names: `employees` sets numberofemployees,
+# `owner_id` sets hubspot_owner_id).
+_WRITABLE = ("name", "domain", "industry", "phone", "city", "state", "country", "employees", "owner_id")
+
 CompanyId = Annotated[str, Field(description="The HubSpot company id, e.g. '1001'.", pattern=ID_PATTERN)]
 _DOMAIN = r"^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$"
 Domain = Annotated[
@@ -135,7 +139,7 @@ def _properties(
     )
 
 
-@tool(scopes=["crm.companies.read"])
+@tool(scopes=["crm.companies.read"], resources={}, result_resources={"companies[].id": "object_ids"}, limit="limit")
 async def hubspot_companies_search(
     client: HubSpotClient,
     query: Annotated[
@@ -169,14 +173,22 @@ async def hubspot_companies_search(
     )
 
 
-@tool(scopes=["crm.companies.read"])
+@tool(scopes=["crm.companies.read"], resources={"company_id": "object_ids"})
 async def hubspot_companies_get(client: HubSpotClient, company_id: CompanyId) -> Company:
     """Get one HubSpot company by id, with name, domain, industry, phone, place, size and owner id."""
     body = await client.call(client.companies.get_by_id, company_id=company_id, properties=_PROPERTIES)
     return _company(body)
 
 
-@tool(scopes=["crm.companies.write"])
+# A new record: refused under an `object_ids` allow-list unless the hub resolves it (see contacts).
+@tool(
+    scopes=["crm.companies.write"],
+    resources={},
+    resolved_resources=["object_ids"],
+    sink=False,
+    risk="low",
+    properties=_WRITABLE,
+)
 async def hubspot_companies_create(
     client: HubSpotClient,
     name: Annotated[str, Field(description="The company's name.", min_length=1, max_length=200)],
@@ -208,7 +220,13 @@ async def hubspot_companies_create(
     return _company(body)
 
 
-@tool(scopes=["crm.companies.write"])
+@tool(
+    scopes=["crm.companies.write"],
+    resources={"company_id": "object_ids"},
+    sink=False,
+    risk="low",
+    properties=_WRITABLE,
+)
 async def hubspot_companies_update(
     client: HubSpotClient,
     company_id: CompanyId,

@@ -19,6 +19,19 @@ __all__ = [
 
 _CONTACT_PROPERTIES = ["email", "firstname", "lastname", "phone", "company", "jobtitle", "lifecyclestage"]
 _CONTACT_LABELS = ("pii.email", "pii.phone", "pii.name")
+# Every argument of the write tools except the record id sets the HubSpot property of the same name.
+_CREATE_PROPERTIES = ("email", "firstname", "lastname", "phone", "company", "jobtitle")
+_UPDATE_PROPERTIES = (*_CREATE_PROPERTIES, "lifecyclestage")
+
+
+def _contact_fields(prefix: str = "") -> dict[str, list[str]]:
+    """Where a result holds each label's data (`prefix` is the path of the list holding contacts)."""
+    return {
+        "pii.email": [f"{prefix}email"],
+        "pii.phone": [f"{prefix}phone"],
+        "pii.name": [f"{prefix}firstname", f"{prefix}lastname"],
+    }
+
 
 ContactId = Annotated[str, Field(description="The HubSpot contact id, e.g. '51'.", pattern=ID_PATTERN)]
 Email = Annotated[
@@ -54,7 +67,14 @@ def _contact(obj: dict[str, Any]) -> Contact:
     )
 
 
-@tool(scopes=["crm.contacts.read"], labels=_CONTACT_LABELS)
+@tool(
+    scopes=["crm.contacts.read"],
+    labels=_CONTACT_LABELS,
+    resources={},
+    result_resources={"contacts[].id": "object_ids"},
+    limit="limit",
+    label_fields=_contact_fields("contacts[]."),
+)
 async def hubspot_contacts_search(
     client: HubSpotClient,
     query: Annotated[
@@ -88,14 +108,31 @@ async def hubspot_contacts_search(
     )
 
 
-@tool(scopes=["crm.contacts.read"], labels=_CONTACT_LABELS)
+@tool(
+    scopes=["crm.contacts.read"],
+    labels=_CONTACT_LABELS,
+    resources={"contact_id": "object_ids"},
+    label_fields=_contact_fields(),
+)
 async def hubspot_contacts_get(client: HubSpotClient, contact_id: ContactId) -> Contact:
     """Get one HubSpot contact by id, with name, email, phone, company, job title and lifecycle stage."""
     body = await client.call(client.contacts.get_by_id, contact_id=contact_id, properties=_CONTACT_PROPERTIES)
     return _contact(body)
 
 
-@tool(scopes=["crm.contacts.write"], labels=_CONTACT_LABELS)
+# Creating makes a record whose id only HubSpot knows: under an `object_ids` allow-list the call is refused
+# unless the hub resolves it (a grant limited to listed records may not add others). Writes that stay in the
+# CRM are no sink: the data stays where staff already see it.
+@tool(
+    scopes=["crm.contacts.write"],
+    labels=_CONTACT_LABELS,
+    resources={},
+    resolved_resources=["object_ids"],
+    sink=False,
+    risk="low",
+    properties=_CREATE_PROPERTIES,
+    label_fields=_contact_fields(),
+)
 async def hubspot_contacts_create(
     client: HubSpotClient,
     email: Email,
@@ -116,7 +153,15 @@ async def hubspot_contacts_create(
     return _contact(body)
 
 
-@tool(scopes=["crm.contacts.write"], labels=_CONTACT_LABELS)
+@tool(
+    scopes=["crm.contacts.write"],
+    labels=_CONTACT_LABELS,
+    resources={"contact_id": "object_ids"},
+    sink=False,
+    risk="low",
+    properties=_UPDATE_PROPERTIES,
+    label_fields=_contact_fields(),
+)
 async def hubspot_contacts_update(
     client: HubSpotClient,
     contact_id: ContactId,

@@ -34,6 +34,9 @@ __all__ = [
 
 _PROPERTIES = ["dealname", "amount", "pipeline", "dealstage", "closedate", "hubspot_owner_id"]
 _LABELS = ("financial",)
+# The write tools' arguments that set properties (`owner_id` sets hubspot_owner_id); company_id and
+# contact_id are associations, checked against `object_ids` instead.
+_WRITABLE = ("dealname", "dealstage", "pipeline", "amount", "closedate", "owner_id")
 # HubSpot-defined association types (hubspot.crm.association_type): the deal's primary company, a contact.
 _DEAL_TO_COMPANY = 5
 _DEAL_TO_CONTACT = 3
@@ -113,7 +116,14 @@ def _midnight(day: date | None) -> str | None:
     return None if day is None else f"{day.isoformat()}T00:00:00.000Z"
 
 
-@tool(scopes=["crm.deals.read"], labels=_LABELS)
+@tool(
+    scopes=["crm.deals.read"],
+    labels=_LABELS,
+    resources={"pipeline": "pipelines"},
+    result_resources={"deals[].id": "object_ids", "deals[].pipeline": "pipelines"},
+    limit="limit",
+    label_fields={"financial": ["deals[].amount"]},
+)
 async def hubspot_deals_search(
     client: HubSpotClient,
     query: Annotated[
@@ -152,7 +162,16 @@ async def hubspot_deals_search(
     )
 
 
-@tool(scopes=["crm.deals.read"], labels=_LABELS)
+# A deal's pipeline is known only to HubSpot: under a `pipelines` allow-list the hub must resolve it (the
+# deal's `pipeline` property) or the call is refused. Its associations are filtered to the allowed ids.
+@tool(
+    scopes=["crm.deals.read"],
+    labels=_LABELS,
+    resources={"deal_id": "object_ids"},
+    resolved_resources=["pipelines"],
+    result_resources={"company_ids[]": "object_ids", "contact_ids[]": "object_ids"},
+    label_fields={"financial": ["amount"]},
+)
 async def hubspot_deals_get(client: HubSpotClient, deal_id: DealId) -> Deal:
     """Get one HubSpot deal by id: name, amount, pipeline, stage, close date, owner, and the ids of its
     associated companies and contacts."""
@@ -162,7 +181,21 @@ async def hubspot_deals_get(client: HubSpotClient, deal_id: DealId) -> Deal:
     return _deal(body, with_associations=True)
 
 
-@tool(scopes=["crm.deals.write"], labels=_LABELS)
+# A new record: refused under an `object_ids` allow-list unless the hub resolves it (see contacts); the
+# records it is associated with and its pipeline are checked from the arguments. The amount is in whole
+# units of the account's currency, which no argument names (the hub may resolve it for `currency`).
+@tool(
+    scopes=["crm.deals.write"],
+    labels=_LABELS,
+    resources={"pipeline": "pipelines", "company_id": "object_ids", "contact_id": "object_ids"},
+    resolved_resources=["object_ids"],
+    sink=False,
+    risk="low",
+    amount="amount",
+    amount_unit="major",
+    properties=_WRITABLE,
+    label_fields={"financial": ["amount"]},
+)
 async def hubspot_deals_create(
     client: HubSpotClient,
     dealname: Annotated[
@@ -218,7 +251,19 @@ async def hubspot_deals_create(
     return deal
 
 
-@tool(scopes=["crm.deals.write"], labels=_LABELS)
+# Both the pipeline it moves to (argument) and the one it is in (resolved by the hub) must be allowed.
+@tool(
+    scopes=["crm.deals.write"],
+    labels=_LABELS,
+    resources={"deal_id": "object_ids", "pipeline": "pipelines"},
+    resolved_resources=["pipelines"],
+    sink=False,
+    risk="low",
+    amount="amount",
+    amount_unit="major",
+    properties=_WRITABLE,
+    label_fields={"financial": ["amount"]},
+)
 async def hubspot_deals_update(
     client: HubSpotClient,
     deal_id: DealId,

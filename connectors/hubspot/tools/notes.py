@@ -35,7 +35,15 @@ def _iso(moment: datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
-@tool(scopes=["crm.notes.write"])
+# A sink: its free text lands on a timeline every CRM user (and every integration reading the CRM) sees,
+# so a value the agent read elsewhere is checked before it is pasted there.
+@tool(
+    scopes=["crm.notes.write"],
+    resources={"contact_id": "object_ids", "company_id": "object_ids", "deal_id": "object_ids"},
+    sink=True,
+    risk="low",
+    properties=["body", "timestamp"],
+)
 async def hubspot_notes_create(
     client: HubSpotClient,
     body: Annotated[

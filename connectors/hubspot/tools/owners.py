@@ -39,7 +39,14 @@ def _owner(raw: dict[str, Any]) -> Owner:
     )
 
 
-@tool(scopes=["crm.owners.read"], labels=["pii.email", "pii.name"])
+# Owners are the account's users, not CRM records: no allow-list applies.
+@tool(
+    scopes=["crm.owners.read"],
+    labels=["pii.email", "pii.name"],
+    resources={},
+    limit="limit",
+    label_fields={"pii.email": ["owners[].email"], "pii.name": ["owners[].firstname", "owners[].lastname"]},
+)
 async def hubspot_owners_list(
     client: HubSpotClient,
     email: Annotated[

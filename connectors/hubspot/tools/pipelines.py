@@ -58,7 +58,7 @@ def _stage(raw: dict[str, Any]) -> Stage:
     )
 
 
-@tool(scopes=["crm.deals.read"])
+@tool(scopes=["crm.deals.read"], resources={}, result_resources={"pipelines[].id": "pipelines"})
 async def hubspot_pipelines_list(client: HubSpotClient) -> PipelineList:
     """List the account's deal pipelines with their stages, in display order.
 

@@ -29,6 +29,17 @@ __all__ = [
 _LABELS = ("pii.email", "pii.name", "pii.phone", "financial")
 
 
+def _customer_fields(prefix: str = "") -> dict[str, list[str]]:
+    """Where a result holds each label's data (`prefix` is the path of the list holding customers). `name`
+    is a person's or a business's name, which no field-name convention covers."""
+    return {
+        "pii.email": [f"{prefix}email"],
+        "pii.name": [f"{prefix}name"],
+        "pii.phone": [f"{prefix}phone"],
+        "financial": [f"{prefix}balance"],
+    }
+
+
 class Customer(BaseModel):
     id: str
     email: str | None = None
@@ -65,7 +76,14 @@ def customer(obj: dict[str, Any]) -> Customer:
     )
 
 
-@tool(scopes=["payments.customers.read"], labels=_LABELS)
+@tool(
+    scopes=["payments.customers.read"],
+    labels=_LABELS,
+    resources={},
+    result_resources={"customers[].id": "customers"},
+    limit="limit",
+    label_fields=_customer_fields("customers[]."),
+)
 async def stripe_customers_search(
     client: StripeClient,
     query: Annotated[
@@ -100,7 +118,12 @@ async def stripe_customers_search(
     return CustomerPage(customers=[customer(c) for c in body.get("data") or []], next_cursor=more or None)
 
 
-@tool(scopes=["payments.customers.read"], labels=_LABELS)
+@tool(
+    scopes=["payments.customers.read"],
+    labels=_LABELS,
+    resources={"customer_id": "customers"},
+    label_fields=_customer_fields(),
+)
 async def stripe_customers_get(client: StripeClient, customer_id: CustomerId) -> Customer:
     """Get one Stripe customer by id, with email, name, phone, currency, balance and metadata."""
     body = await client.call(client.v1.customers.retrieve, customer_id)
@@ -109,7 +132,19 @@ async def stripe_customers_get(client: StripeClient, customer_id: CustomerId) ->
     return customer(body)
 
 
-@tool(scopes=["payments.customers.write"], labels=_LABELS)
+# A sink: the email is where Stripe mails this customer's invoices and receipts, which carry the name given
+# here, so a value read elsewhere reaches an outsider through it (and `recipients_domain` limits who).
+# A new customer's id only Stripe knows: under a `customers` allow-list it is refused unless the hub resolves it.
+@tool(
+    scopes=["payments.customers.write"],
+    labels=_LABELS,
+    resources={"email": "recipients_domain"},
+    resolved_resources=["customers"],
+    sink=True,
+    risk="low",
+    properties=["email", "name", "phone", "description"],
+    label_fields=_customer_fields(),
+)
 async def stripe_customers_create(
     client: StripeClient,
     email: Annotated[

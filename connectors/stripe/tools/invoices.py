@@ -33,6 +33,7 @@ __all__ = [
 
 _MINOR = "in the currency's smallest unit (cents for usd)"
 _MAX_LINES = 20
+_FINANCIAL = ("total", "amount_due", "amount_paid", "amount_remaining", "lines[].amount")
 
 
 class InvoiceItem(BaseModel):
@@ -109,7 +110,14 @@ def _invoice(obj: dict[str, Any]) -> Invoice:
     )
 
 
-@tool(scopes=["payments.invoices.read"], labels=("financial",))
+@tool(
+    scopes=["payments.invoices.read"],
+    labels=("financial",),
+    resources={"customer": "customers"},
+    result_resources={"invoices[].customer": "customers"},
+    limit="limit",
+    label_fields={"financial": [f"invoices[].{path}" for path in _FINANCIAL]},
+)
 async def stripe_invoices_list(
     client: StripeClient,
     customer: Annotated[
@@ -137,7 +145,20 @@ async def stripe_invoices_list(
     return InvoicePage(invoices=[_invoice(i) for i in body.get("data") or []], next_cursor=next_cursor(body))
 
 
-@tool(scopes=["payments.invoices.write"], labels=("financial",))
+# A sink: the memo and line descriptions are printed on the invoice the customer is emailed. A draft moves
+# no money (risk low); its amount is the sum of the lines. Without `currency` the invoice takes the
+# customer's, which the hub must resolve for a `currency` limit.
+@tool(
+    scopes=["payments.invoices.write"],
+    labels=("financial",),
+    resources={"customer": "customers"},
+    sink=True,
+    risk="low",
+    amount="items[].unit_amount*quantity",
+    currency="currency",
+    amount_unit="minor",
+    label_fields={"financial": list(_FINANCIAL)},
+)
 async def stripe_invoices_create(
     client: StripeClient,
     customer: CustomerId,
@@ -210,7 +231,18 @@ async def stripe_invoices_create(
     return _invoice(await client.call(client.v1.invoices.retrieve, invoice_id))
 
 
-@tool(scopes=["payments.invoices.write"], labels=("financial",))
+# The invoice's customer, total and currency are known only to Stripe: the hub resolves them (CallFacts) for
+# `customers`, `max_amount` and `currency`. No data in the arguments (no sink), but it is irreversible and
+# makes the invoice payable by anyone with its URL (risk high).
+@tool(
+    scopes=["payments.invoices.write"],
+    labels=("financial",),
+    resolved_resources=["customers"],
+    sink=False,
+    risk="high",
+    amount_unit="minor",
+    label_fields={"financial": list(_FINANCIAL)},
+)
 async def stripe_invoices_finalize(client: StripeClient, invoice_id: InvoiceId) -> Invoice:
     """Finalize a draft Stripe invoice: it gets its number and payment page and can no longer be edited.
 
@@ -222,7 +254,17 @@ async def stripe_invoices_finalize(client: StripeClient, invoice_id: InvoiceId) 
     return _invoice(body)
 
 
-@tool(scopes=["payments.invoices.write"], labels=("financial",))
+# Emails the invoice to the customer's address, which only Stripe knows: the hub resolves the customer and
+# the recipient for `customers` and `recipients_domain`, the total and currency for the amount limits.
+@tool(
+    scopes=["payments.invoices.write"],
+    labels=("financial",),
+    resolved_resources=["customers", "recipients_domain"],
+    sink=True,
+    risk="high",
+    amount_unit="minor",
+    label_fields={"financial": list(_FINANCIAL)},
+)
 async def stripe_invoices_send(client: StripeClient, invoice_id: InvoiceId) -> Invoice:
     """Email a finalized (open) Stripe invoice to its customer, with the link to pay it.
 

@@ -28,7 +28,10 @@ class PaymentLink(BaseModel):
     currency: str | None = None
 
 
-@tool(scopes=["payments.links.write"])
+# A sink: the link is made to be shared with outsiders, and anyone with it sees the products and can pay.
+# It bills no customer (no allow-list applies) and moves no money out (risk low). Its amount is the
+# prices' (known only to Stripe): the hub resolves it for `max_amount`, `currency` and an approval condition.
+@tool(scopes=["payments.links.write"], resources={}, sink=True, risk="low", amount_unit="minor")
 async def stripe_payment_links_create(
     client: StripeClient,
     price: Annotated[

@@ -25,6 +25,8 @@ __all__ = [
 ]
 
 _MINOR = "in the currency's smallest unit (cents for usd)"
+_INTENT_AMOUNTS = ("amount", "amount_received")
+_CHARGE_AMOUNTS = ("amount", "amount_captured", "amount_refunded")
 
 PaymentIntentId = Annotated[
     str,
@@ -161,7 +163,14 @@ def _page_params(limit: int, after: str | None, **filters: str | None) -> dict[s
     return params
 
 
-@tool(scopes=["payments.charges.read"], labels=("financial",))
+@tool(
+    scopes=["payments.charges.read"],
+    labels=("financial",),
+    resources={"customer": "customers"},
+    result_resources={"payment_intents[].customer": "customers"},
+    limit="limit",
+    label_fields={"financial": [f"payment_intents[].{name}" for name in _INTENT_AMOUNTS]},
+)
 async def stripe_payment_intents_list(
     client: StripeClient, customer: CustomerFilter = None, limit: Limit = 10, after: After = None
 ) -> PaymentIntentPage:
@@ -176,13 +185,29 @@ async def stripe_payment_intents_list(
     )
 
 
-@tool(scopes=["payments.charges.read"], labels=("financial",))
+# The payment's customer is known only to Stripe: the hub resolves it for `customers`.
+@tool(
+    scopes=["payments.charges.read"],
+    labels=("financial",),
+    resolved_resources=["customers"],
+    label_fields={"financial": list(_INTENT_AMOUNTS)},
+)
 async def stripe_payment_intents_get(client: StripeClient, payment_intent_id: PaymentIntentId) -> PaymentIntent:
     """Get one Stripe payment intent by id: status, amounts, customer, latest charge and any failure."""
     return _payment_intent(await client.call(client.v1.payment_intents.retrieve, payment_intent_id))
 
 
-@tool(scopes=["payments.charges.read"], labels=("financial", "financial.card"))
+@tool(
+    scopes=["payments.charges.read"],
+    labels=("financial", "financial.card"),
+    resources={"customer": "customers"},
+    result_resources={"charges[].customer": "customers"},
+    limit="limit",
+    label_fields={
+        "financial": [f"charges[].{name}" for name in _CHARGE_AMOUNTS],
+        "financial.card": ["charges[].card.brand", "charges[].card.last4"],
+    },
+)
 async def stripe_charges_list(
     client: StripeClient,
     customer: CustomerFilter = None,
@@ -203,13 +228,24 @@ async def stripe_charges_list(
     return ChargePage(charges=[_charge(c) for c in body.get("data") or []], next_cursor=next_cursor(body))
 
 
-@tool(scopes=["payments.charges.read"], labels=("financial", "financial.card"))
+@tool(
+    scopes=["payments.charges.read"],
+    labels=("financial", "financial.card"),
+    resolved_resources=["customers"],
+    label_fields={"financial": list(_CHARGE_AMOUNTS), "financial.card": ["card.brand", "card.last4"]},
+)
 async def stripe_charges_get(client: StripeClient, charge_id: ChargeId) -> Charge:
     """Get one Stripe charge by id: amount, how much is refunded, status, customer, card brand and last4."""
     return _charge(await client.call(client.v1.charges.retrieve, charge_id))
 
 
-@tool(scopes=["payments.charges.read"], labels=("financial",))
+# The account's own balance: no customer's, so no allow-list applies.
+@tool(
+    scopes=["payments.charges.read"],
+    labels=("financial",),
+    resources={},
+    label_fields={"financial": ["available[].amount", "pending[].amount"]},
+)
 async def stripe_balance_get(client: StripeClient) -> Balance:
     """Get the Stripe account's balance per currency: available now, and pending.
 

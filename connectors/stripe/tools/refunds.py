@@ -38,7 +38,19 @@ def _refund(obj: dict[str, Any]) -> Refund:
     )
 
 
-@tool(scopes=["payments.refunds.write"], labels=("financial",))
+# Moves money out to the customer's payment method (a sink, risk high). The charge's customer and, for a
+# full refund, its refundable amount, and always its currency, are known only to Stripe: the hub resolves
+# them (CallFacts) for `customers`, `max_amount`, `currency` and approval conditions, or the call is refused.
+@tool(
+    scopes=["payments.refunds.write"],
+    labels=("financial",),
+    resolved_resources=["customers"],
+    sink=True,
+    risk="high",
+    amount="amount",
+    amount_unit="minor",
+    label_fields={"financial": ["amount"]},
+)
 async def stripe_refunds_create(
     client: StripeClient,
     payment_intent: Annotated[
