@@ -6,35 +6,18 @@ Scopes: reading needs `gmail.readonly`. Sending and drafting share one hub scope
 read mail, so replying (which reads the original's Message-ID and thread) needs the read scope too.
 """
 
-from connectors.base import Manifest
-from connectors.google_common import (
-    API_BASE,
-    AUTHORIZE_PARAMS,
-    AUTHORIZE_URL,
-    REVOKE_URL,
-    SETTINGS_KEY,
-    TOKEN_URL,
-)
+from connectors.google_common import google_manifest
 
 __all__ = ["GMAIL_COMPOSE", "GMAIL_READONLY", "MANIFEST"]
 
 GMAIL_READONLY = "https://www.googleapis.com/auth/gmail.readonly"
 GMAIL_COMPOSE = "https://www.googleapis.com/auth/gmail.compose"
 
-MANIFEST = Manifest(
+MANIFEST = google_manifest(
     name="gmail",
     display_name="Gmail",
-    settings_key=SETTINGS_KEY,
-    authorize_url=AUTHORIZE_URL,
-    token_url=TOKEN_URL,
-    api_base=API_BASE,
     scope_map={
         "messaging.email.read": (GMAIL_READONLY,),
         "messaging.email.send": (GMAIL_COMPOSE,),
     },
-    scope_separator=" ",
-    token_endpoint_auth_method="client_secret_post",
-    pkce=True,
-    authorize_params=AUTHORIZE_PARAMS,
-    revoke_url=REVOKE_URL,
 )

@@ -9,6 +9,7 @@ from connectors.google_common.oauth import (
     REVOKE_URL,
     SETTINGS_KEY,
     TOKEN_URL,
+    google_manifest,
 )
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "SETTINGS_KEY",
     "TOKEN_URL",
     "GoogleClient",
+    "google_manifest",
     "translate_http_error",
 ]

@@ -7,36 +7,19 @@ their files and sharing them would all fail. `drive` covers reading too, so a co
 scopes asks for `drive` alone (`exclusive_scopes`, weakest first).
 """
 
-from connectors.base import Manifest
-from connectors.google_common import (
-    API_BASE,
-    AUTHORIZE_PARAMS,
-    AUTHORIZE_URL,
-    REVOKE_URL,
-    SETTINGS_KEY,
-    TOKEN_URL,
-)
+from connectors.google_common import google_manifest
 
 __all__ = ["DRIVE", "DRIVE_READONLY", "MANIFEST"]
 
 DRIVE_READONLY = "https://www.googleapis.com/auth/drive.readonly"
 DRIVE = "https://www.googleapis.com/auth/drive"
 
-MANIFEST = Manifest(
+MANIFEST = google_manifest(
     name="google_drive",
     display_name="Google Drive",
-    settings_key=SETTINGS_KEY,
-    authorize_url=AUTHORIZE_URL,
-    token_url=TOKEN_URL,
-    api_base=API_BASE,
     scope_map={
         "storage.files.read": (DRIVE_READONLY,),
         "storage.files.write": (DRIVE,),
     },
-    scope_separator=" ",
-    token_endpoint_auth_method="client_secret_post",
-    pkce=True,
-    authorize_params=AUTHORIZE_PARAMS,
-    revoke_url=REVOKE_URL,
     exclusive_scopes=(DRIVE_READONLY, DRIVE),
 )
