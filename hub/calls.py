@@ -48,7 +48,7 @@ from hub.models import utcnow
 from hub.policy_cache import AgentPrincipal, ConnectionInfo, PolicyCache
 from hub.rates import RateCounter
 from hub.tokens import TokenManager
-from scopes import Decision, RateUsage, decide, shape_result
+from scopes import Decision, RateUsage, decide, rate_limits_for, shape_result
 
 __all__ = ["CallPipeline", "CallResult", "constrained_decision", "validate_arguments"]
 
@@ -116,10 +116,10 @@ class CallPipeline:
             tool = _tool(tool_name)
             record.connection = _grant(agent, tool, connection)
             args = validate_arguments(tool, arguments)
-            decision = _constrain(agent, tool, record.connection, args)
-            if decision.rate_limits:
-                usage = await self._rates.count(agent.id, decision.rate_limits)
-                decision = _constrain(agent, tool, record.connection, args, usage)
+            # Count first, then decide once: the decision sees this call in the rate windows.
+            limits = rate_limits_for(tool.provider, tool.scopes, agent.grants, record.connection)
+            usage = await self._rates.count(agent.id, limits) if limits else None
+            decision = _constrain(agent, tool, record.connection, args, usage)
             if decision.changes:
                 args = args.model_copy(update=dict(decision.changes))
             info = self._connection(record.connection)
