@@ -13,6 +13,7 @@ stored on `Tool.policy` for `scopes.decide` and result shaping:
         resources={"channel": "channels"},            # argument path → allow-list
         result_resources={"channels[].id": "channels"},  # result path → allow-list, for filtering lists
         resolved_resources=["recipients_domain"],      # allow-lists only the provider can tell (hub resolves)
+        facts=reply_recipients,                        # async (client, arguments, FactsNeeded) → CallFacts
         sink=True, risk="high",                       # sends data out / moves money or exposes data
         amount="items[].unit_amount*quantity", currency="currency", amount_unit="minor",
         limit="page_size",                            # the page-size argument max_results clamps
@@ -23,6 +24,11 @@ stored on `Tool.policy` for `scopes.decide` and result shaping:
 Every path is checked here against the signature or the output model: a resources key naming no parameter,
 a result path through a field that is not a list, an amount that is not a number, an unknown allow-list or
 data label — each fails the import with the tool's name.
+
+`facts` is not policy but how to look up what policy needs and only the provider knows: the folders a Drive
+file lies in, a reply's recipients, a charge's customer and refundable amount. It is stored on `Tool.facts`
+and run by `Tool.resolve_facts` with what `scopes.facts_needed` asks for. A tool with `resolved_resources`,
+or with an argument under an allow-list whose entries hold others (`folders`), fails the import without one.
 """
 
 import inspect
@@ -31,18 +37,19 @@ import types
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType, ModuleType
-from typing import Annotated, Any, Literal, Protocol, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, Protocol, TypeVar, Union, cast, get_args, get_origin, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, create_model
 from pydantic.fields import FieldInfo
 
-from scopes import ALLOW_LISTS, ToolPolicy, is_known_label, is_known_scope, tool_policy
+from scopes import ALLOW_LISTS, CallFacts, FactsNeeded, ToolPolicy, is_known_label, is_known_scope, tool_policy
 from scopes.paths import Path, PathError, parse_path
 
 __all__ = [
     "ApiKeyMode",
     "ClientFactory",
     "Connector",
+    "FactsResolver",
     "Manifest",
     "ProviderClient",
     "Tool",
@@ -55,6 +62,9 @@ _TOOL_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
 _LABEL = re.compile(r"^[a-z]+(\.[a-z_]+)*$")
 # Argument names the hub adds to every tool's schema itself (`connection` picks the connected account).
 _RESERVED_PARAMS = frozenset({"connection"})
+# Allow-lists whose entries hold others (a folder holds files and folders): an argument value may lie inside a
+# listed entry without being listed, and only the provider can tell, so such a tool needs a facts resolver.
+_NESTED_ALLOW_LISTS = frozenset({"folders"})
 
 ToolFunc = Callable[..., Awaitable[BaseModel]]
 F = TypeVar("F", bound=ToolFunc)
@@ -74,6 +84,11 @@ class ClientFactory(Protocol):
     def __call__(self, *, access_token: str, api_base: str, timeout: float) -> ProviderClient: ...
 
 
+# Looks up, with the tool's client and validated arguments, what policy needs and only the provider knows.
+FactsResolver = Callable[[ProviderClient, BaseModel, FactsNeeded], Awaitable[CallFacts]]
+C = TypeVar("C", bound=ProviderClient)
+
+
 @dataclass(frozen=True, slots=True)
 class Tool:
     name: str
@@ -87,6 +102,8 @@ class Tool:
     provider: str = ""
     # What policy needs to know (allow-lists, sink, amounts, label fields…); see scopes.tool_policy.
     policy: ToolPolicy = field(default_factory=ToolPolicy)
+    # How to look up the facts policy needs that the arguments do not carry (`tool(facts=...)`).
+    facts: FactsResolver | None = None
 
     @property
     def is_read(self) -> bool:
@@ -95,6 +112,13 @@ class Tool:
 
     async def invoke(self, client: ProviderClient, arguments: BaseModel) -> BaseModel:
         return await self.func(client, **dict(arguments))
+
+    async def resolve_facts(self, client: ProviderClient, arguments: BaseModel, needed: FactsNeeded) -> CallFacts:
+        """What the provider says about this call for what `needed` asks (`scopes.facts_needed`); nothing is
+        fetched when nothing is needed or the tool has no resolver."""
+        if self.facts is None or not needed:
+            return CallFacts()
+        return await self.facts(client, arguments, needed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +153,11 @@ def tool(
     limit: str | None = None,
     properties: Sequence[str] | None = None,
     label_fields: Mapping[str, Sequence[str]] | None = None,
+    facts: Callable[[C, BaseModel, FactsNeeded], Awaitable[CallFacts]] | None = None,
 ) -> Callable[[F], F]:
-    """Declare an async function as a tool needing `scopes` and returning data labelled `labels`; the other
-    keywords are its policy metadata (see the module docstring and scopes.tool_policy)."""
+    """Declare an async function as a tool needing `scopes` and returning data labelled `labels`; `facts`
+    looks up what its policy needs from the provider, and the other keywords are its policy metadata (see
+    the module docstring and scopes.tool_policy)."""
     spec = _PolicySpec(
         sink,
         risk,
@@ -146,15 +172,22 @@ def tool(
         label_fields,
     )
 
+    # The resolver takes the tool's own client type, as the tool does; the hub passes it the connector's client.
+    resolver = cast(FactsResolver | None, facts)
+
     def register(func: F) -> F:
-        func.__switchboard_tool__ = _build_tool(func, tuple(scopes), tuple(labels), spec)  # type: ignore[attr-defined]
+        func.__switchboard_tool__ = _build_tool(func, tuple(scopes), tuple(labels), spec, resolver)  # type: ignore[attr-defined]
         return func
 
     return register
 
 
 def _build_tool(
-    func: ToolFunc, scopes: tuple[str, ...], labels: tuple[str, ...], spec: _PolicySpec | None = None
+    func: ToolFunc,
+    scopes: tuple[str, ...],
+    labels: tuple[str, ...],
+    spec: _PolicySpec | None = None,
+    facts: FactsResolver | None = None,
 ) -> Tool:
     spec = spec or _PolicySpec()
     name = func.__name__
@@ -203,6 +236,7 @@ def _build_tool(
     schema = input_model.model_json_schema()
     schema.pop("title", None)
     policy = _build_policy(where, spec, scopes, labels, input_model, output_model, list(fields))
+    _check_facts(where, policy, facts)
     return Tool(
         name=name,
         description=description,
@@ -213,7 +247,26 @@ def _build_tool(
         output_model=output_model,
         input_schema=MappingProxyType(schema),
         policy=policy,
+        facts=facts,
     )
+
+
+def _check_facts(where: str, policy: ToolPolicy, facts: FactsResolver | None) -> None:
+    """A tool whose policy rests on facts only the provider knows must say how to look them up."""
+    if facts is not None:
+        if not inspect.iscoroutinefunction(facts):
+            raise ToolDefinitionError(f"{where}: facts must be an async function (client, arguments, needed)")
+        return
+    if policy.resolved_resources:
+        raise ToolDefinitionError(
+            f"{where}: resolved_resources {list(policy.resolved_resources)} need facts=: only the provider knows them"
+        )
+    for path, name in (policy.resources or {}).items():
+        if name in _NESTED_ALLOW_LISTS:
+            raise ToolDefinitionError(
+                f"{where}: argument {path!r} may lie inside an allowed entry of {name!r}: it needs facts= to look up "
+                "what holds it"
+            )
 
 
 def _build_policy(

@@ -10,14 +10,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connectors import CONNECTORS
+from connectors import CONNECTORS, TOOLS
 from hub.credentials import AGENT_KEY_PREFIX, hash_secret, mint
 from hub.errors import Conflict, InvalidArguments, NotFound
-from hub.models import Agent, AgentKey, Connection, Grant, HubMeta, utcnow
-from scopes import ConstraintsError, is_known_scope, parse_constraints
+from hub.models import Agent, AgentKey, Connection, FlowRule, Grant, HubMeta, utcnow
+from scopes import SENSITIVE_LABELS, ConstraintsError, is_known_scope, parse_constraints
 
 __all__ = [
     "NAME_PATTERN",
+    "add_flow_rule",
     "add_grant",
     "bump_revision",
     "create_agent",
@@ -25,8 +26,10 @@ __all__ = [
     "disable_agent",
     "get_agent",
     "get_connection",
+    "remove_flow_rule",
     "remove_grant",
     "revoke_key",
+    "set_untrusted_policy",
     "validate_name",
 ]
 
@@ -134,4 +137,54 @@ def remove_grant(session: Session, *, agent: Agent, connection: Connection, scop
     if grant is None:
         raise NotFound(f"agent {agent.name!r} has no grant of {scope!r} on {connection.name!r}")
     session.delete(grant)
+    bump_revision(session)
+
+
+def _flow_label(label: str) -> str:
+    # A rule names a sensitive label, or a namespace above some (`pii` covers pii.email, pii.phone …).
+    if label in SENSITIVE_LABELS or any(known.startswith(f"{label}.") for known in SENSITIVE_LABELS):
+        return label
+    raise InvalidArguments(
+        f"{label!r} is not a label whose data is traced; use one of {', '.join(sorted(SENSITIVE_LABELS))} or 'pii'"
+    )
+
+
+def _flow_target(target: str) -> str:
+    # A sink tool by name, or a scope that sink tools need (every tool needing it is then allowed).
+    if target in TOOLS:
+        if not TOOLS[target].policy.sink:
+            raise InvalidArguments(f"{target!r} sends nothing on, so a flow rule for it would change nothing")
+        return target
+    if is_known_scope(target) and any(target in t.scopes and t.policy.sink for t in TOOLS.values()):
+        return target
+    raise InvalidArguments(f"{target!r} is neither a sink tool nor a scope that sink tools need")
+
+
+def add_flow_rule(session: Session, *, agent: Agent, label: str, target: str) -> FlowRule:
+    """Allow data of `label` this agent read to flow into `target` (a sink tool or scope)."""
+    label, target = _flow_label(label), _flow_target(target)
+    rule = session.scalar(
+        select(FlowRule).where(FlowRule.agent_id == agent.id, FlowRule.label == label, FlowRule.target == target)
+    )
+    if rule is None:
+        rule = FlowRule(agent_id=agent.id, label=label, target=target)
+        session.add(rule)
+        session.flush()
+        bump_revision(session)
+    return rule
+
+
+def remove_flow_rule(session: Session, *, agent: Agent, rule_id: int) -> None:
+    rule = session.get(FlowRule, rule_id)
+    if rule is None or rule.agent_id != agent.id:
+        raise NotFound(f"agent {agent.name!r} has no flow rule {rule_id}")
+    session.delete(rule)
+    bump_revision(session)
+
+
+def set_untrusted_policy(session: Session, *, agent: Agent, policy: str) -> None:
+    """What sinks and high-risk tools do once this agent's session read untrusted content."""
+    if policy not in ("approve", "refuse"):
+        raise InvalidArguments("untrusted_policy must be 'approve' (a human decides) or 'refuse'")
+    agent.untrusted_policy = policy
     bump_revision(session)

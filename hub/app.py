@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.routing import Route
 
-from hub.admin import pages
+from hub.admin import approval_link, pages
 from hub.api import admin_routes, agent_routes, oauth_routes, ops_routes
 from hub.api.problems import install_problem_handlers
 from hub.mcp_server import McpEndpoint
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(agent_routes.router)
     app.include_router(admin_routes.router)
     app.include_router(pages.router)
+    app.include_router(approval_link.router)
     app.include_router(oauth_routes.router)
     app.include_router(ops_routes.router)
     app.router.routes.append(Route("/mcp", endpoint=mcp, methods=["GET", "POST", "DELETE"]))

@@ -2,7 +2,9 @@
 
 Appends go through one writer task per process that commits whatever has queued while the previous
 commit ran (group commit): under load many calls share one fsync, and each caller still waits for its
-own record to be durable. Across processes the chain head row is locked for each batch, so the chain
+own record to be durable. What a call leaves for later decisions (`hub.flows.CallEffects`: fingerprints,
+untrusted sessions) commits in the same transaction as its record. Across processes the chain head row is
+locked for each batch, so the chain
 stays one sequence however many replicas write to it.
 """
 
@@ -21,6 +23,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.orm import Session
 
 from hub.db import Database
+from hub.flows import CallEffects, write_effects
 from hub.models import AuditHead, AuditRecord
 
 __all__ = ["AuditEntry", "AuditWriter", "args_digest", "export", "latest", "verify"]
@@ -105,21 +108,23 @@ def _append(entries: list[AuditEntry], connection: Connection) -> None:
     connection.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev))
 
 
-def _write(engine: Engine, entries: list[AuditEntry]) -> None:
+def _write(engine: Engine, entries: list[AuditEntry], effects: list[CallEffects]) -> None:
     with engine.begin() as connection:
         _append(entries, connection)
+        if effects:
+            write_effects(connection, effects)
 
 
 class AuditWriter:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._queue: asyncio.Queue[tuple[AuditEntry, asyncio.Future[None]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[AuditEntry, CallEffects | None, asyncio.Future[None]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
-    async def append(self, entry: AuditEntry) -> None:
-        """Queue `entry` and wait until it is committed; raises if the database refused it."""
+    async def append(self, entry: AuditEntry, effects: CallEffects | None = None) -> None:
+        """Queue `entry` (and the call's effects) and wait until committed; raises if the database refused it."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._queue.put((entry, future))
+        await self._queue.put((entry, effects or None, future))
         await future
 
     def start(self) -> None:
@@ -137,16 +142,17 @@ class AuditWriter:
             batch = [await self._queue.get()]
             while not self._queue.empty() and len(batch) < _MAX_BATCH:
                 batch.append(self._queue.get_nowait())
-            entries = [entry for entry, _ in batch]
+            entries = [entry for entry, _, _ in batch]
+            effects = [effect for _, effect, _ in batch if effect is not None]
             try:
-                await anyio.to_thread.run_sync(_write, self._db.engine, entries)
+                await anyio.to_thread.run_sync(_write, self._db.engine, entries, effects)
             except Exception as exc:
                 log.error("audit write of %d records failed: %s", len(batch), type(exc).__name__)
-                for _, future in batch:
+                for _, _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
             else:
-                for _, future in batch:
+                for _, _, future in batch:
                     if not future.done():
                         future.set_result(None)
 

@@ -1,20 +1,22 @@
 """The tool-call pipeline, DESIGN.md section 2: each step one function, denials before provider I/O.
 
-    agent → tool → grant (decide) → validate arguments → token → provider → shape result → audit
+    agent → tool → scope → validate arguments → look-ups (rates, provider facts, fingerprints, session)
+          → decide → [hold for approval] → token → provider → shape result → audit (+ flow effects)
 
-Every call that reaches `run`, allowed or not, writes exactly one audit record, and the caller gets
-its answer only after that record is durable.
+Every call that reaches `run`, allowed, denied or held, writes exactly one audit record, and the caller
+gets its answer only after that record is durable. A held call (`pending_approval`) runs later, once, under
+a new call id, when a human approves it (`run_approved`); its outcome is kept for the agent to fetch.
 """
 
 import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
 
 from connectors import TOOLS
 from connectors.base import Tool
@@ -27,7 +29,9 @@ from connectors.errors import (
     ProviderRejected,
     ProviderTimeout,
 )
+from hub import approvals
 from hub.audit import AuditEntry, AuditWriter, args_digest
+from hub.db import Database
 from hub.errors import (
     ApprovalDenied,
     ConnectionNeedsReauth,
@@ -43,20 +47,34 @@ from hub.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from hub.metrics import CALL_LATENCY, CALLS, PROVIDER_ERRORS
+from hub.flows import CallEffects, FlowStore, session_key
+from hub.metrics import CALL_LATENCY, CALLS, PENDING_APPROVALS, PROVIDER_ERRORS
 from hub.models import utcnow
 from hub.policy_cache import AgentPrincipal, ConnectionInfo, PolicyCache
 from hub.rates import RateCounter
 from hub.tokens import TokenManager
-from scopes import Decision, RateUsage, decide, rate_limits_for, shape_result
+from hub.vault import Vault
+from scopes import (
+    CallFacts,
+    Decision,
+    FactsNeeded,
+    arguments_digest,
+    decide,
+    facts_needed,
+    fingerprint_result,
+    rate_limits_for,
+    shape_result,
+)
 
-__all__ = ["CallPipeline", "CallResult", "constrained_decision", "validate_arguments"]
+__all__ = ["CallPipeline", "CallResult", "validate_arguments"]
 
 log = logging.getLogger(__name__)
 # A rate-limited read is retried within this budget (seconds), honouring the provider's Retry-After.
 _RETRY_BUDGET = 10.0
 _MAX_RETRIES = 3
 _BACKOFF = 0.5
+# How often a caller waiting for an approved call's outcome looks again.
+_POLL = 0.2
 _DENIALS: dict[str, type[SwitchboardError]] = {
     "scope_denied": ScopeDenied,
     "invalid_arguments": InvalidArguments,
@@ -76,7 +94,7 @@ class _Record:
     tool: str
     arguments: Any
     connection: str | None = None
-    allowed: bool = False
+    decision: str = "deny"  # allow | deny | pending
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,19 +103,29 @@ class CallResult:
     result: Any
     # What policy did to the call, for the agent: clamped limits, filtered or masked results.
     notes: tuple[str, ...] = ()
+    # Set when the call waits for a human: why. `result` is None until it has run.
+    pending: str | None = None
 
 
 class CallPipeline:
     def __init__(
         self,
         *,
+        db: Database,
+        vault: Vault,
         policy: PolicyCache,
         tokens: TokenManager,
         audit: AuditWriter,
         rates: RateCounter,
+        flows: FlowStore,
         digest_key: bytes,
         timeout: float,
+        approval_ttl: float,
     ) -> None:
+        self._db = db
+        self._vault = vault
+        self._flows = flows
+        self._approval_ttl = approval_ttl
         self._rates = rates
         self._policy = policy
         self._tokens = tokens
@@ -107,29 +135,57 @@ class CallPipeline:
         self._deadline = timeout * 2 + 5
 
     async def run(
-        self, agent: AgentPrincipal, tool_name: str, arguments: Any, connection: str | None = None
+        self,
+        agent: AgentPrincipal,
+        tool_name: str,
+        arguments: Any,
+        connection: str | None = None,
+        session: str | None = None,
     ) -> CallResult:
-        call_id = str(uuid.uuid4())
-        started = time.perf_counter()
-        record = _Record(call_id, started, agent, tool_name, arguments)
+        """Run one call for `agent`; `session` is the MCP session or `X-Switchboard-Session` id, if any."""
+        return await self._run(str(uuid.uuid4()), agent, tool_name, arguments, connection, session_key(session))
+
+    async def _run(
+        self,
+        call_id: str,
+        agent: AgentPrincipal,
+        tool_name: str,
+        arguments: Any,
+        connection: str | None,
+        session: str,
+        approved: bool = False,
+    ) -> CallResult:
+        record = _Record(call_id, time.perf_counter(), agent, tool_name, arguments)
         try:
             tool = _tool(tool_name)
             record.connection = _grant(agent, tool, connection)
             args = validate_arguments(tool, arguments)
-            # Count first, then decide once: the decision sees this call in the rate windows.
-            limits = rate_limits_for(tool.provider, tool.scopes, agent.grants, record.connection)
-            usage = await self._rates.count(agent.id, limits) if limits else None
-            decision = _constrain(agent, tool, record.connection, args, usage)
+            plain = args.model_dump(mode="json")
+            decision = await self._decide(agent, tool, record.connection, args, plain, session, approved)
+            if decision.pending:
+                await self._hold(record, tool, plain, session, decision)
+                record.decision = "pending"
+                await self._record(record, None)
+                return CallResult(call_id, None, decision.notes, pending=decision.detail)
+            if not decision.allowed:
+                raise _refuse(decision, tool)
             if decision.changes:
                 args = args.model_copy(update=dict(decision.changes))
             info = self._connection(record.connection)
-            record.allowed = True
+            record.decision = "allow"
             output = await asyncio.wait_for(self._invoke(tool, info, args), self._deadline)
             shaped = shape_result(
                 output.model_dump(mode="json", exclude_none=True),
                 policy=tool.policy,
                 results=decision.results,
                 key=self._digest_key,
+            )
+            effects = CallEffects(
+                agent.id,
+                tool.name,
+                record.connection,
+                fingerprint_result(shaped.result, tool.policy, self._flows.key),
+                session if tool.policy.untrusted else None,
             )
         except SwitchboardError as exc:
             await self._record(record, exc)
@@ -144,8 +200,156 @@ class CallPipeline:
             failed = UpstreamError("the tool failed unexpectedly; the hub's log has the detail")
             await self._record(record, failed)
             raise failed from None
-        await self._record(record, None)
+        await self._record(record, None, effects)
         return CallResult(call_id, shaped.result, tuple(dict.fromkeys((*decision.notes, *shaped.notes))))
+
+    async def _decide(
+        self,
+        agent: AgentPrincipal,
+        tool: Tool,
+        connection: str,
+        args: BaseModel,
+        plain: dict[str, Any],
+        session: str,
+        approved: bool = False,
+        explain: bool = False,
+    ) -> Decision:
+        """The full decision, with what it needs looked up: rate counts, provider facts, the agent's
+        fingerprints found in a sink's arguments, the session's trust. Each costs only the calls it concerns.
+        `explain` looks up nothing at the provider and counts nothing."""
+        limits = rate_limits_for(tool.provider, tool.scopes, agent.grants, connection)
+        # Count first, then decide once: the decision sees this call in the rate windows. A call a human
+        # approved was counted when it was asked.
+        counted = limits and not (approved or explain)
+        usage = await self._rates.count(agent.id, limits) if counted else None
+        needed = facts_needed(tool.policy, agent.grants, connection, plain, tool.scopes)
+        facts = await self._facts(tool, connection, args, needed) if needed and not explain else None
+        flow, state = await self._flows.context(
+            agent_id=agent.id,
+            rules=agent.flow_rules,
+            untrusted_policy=agent.untrusted_policy,
+            session=session,
+            policy=tool.policy,
+            arguments=plain,
+        )
+        return decide(
+            tool=tool.name,
+            provider=tool.provider,
+            needed=tool.scopes,
+            grants=agent.grants,
+            connection=connection,
+            policy=tool.policy,
+            arguments=plain,
+            facts=facts,
+            flow=flow,
+            session=state,
+            usage=usage,
+            approved=approved,
+        )
+
+    async def _facts(self, tool: Tool, connection: str, args: BaseModel, needed: FactsNeeded) -> CallFacts:
+        """What only the provider can tell (a file's folders, a charge's customer), for the constraints."""
+        info = self._connection(connection)
+        client, _ = await self._tokens.client(info)
+        try:
+            return await asyncio.wait_for(tool.resolve_facts(client, args, needed), self._deadline)
+        except ConnectorError as exc:
+            raise _problem(exc, info) from None
+
+    async def _hold(
+        self, record: "_Record", tool: Tool, plain: dict[str, Any], session: str, decision: Decision
+    ) -> None:
+        assert record.connection is not None
+        connection = record.connection
+
+        def hold(s: Session) -> None:
+            approvals.create(
+                s,
+                self._vault,
+                call_id=record.call_id,
+                agent_id=record.agent.id,
+                agent_name=record.agent.name,
+                tool=tool.name,
+                connection=connection,
+                arguments=plain,
+                args_hash=arguments_digest(tool.name, connection, plain),
+                session_key=session,
+                reason=decision.detail,
+                ttl=self._approval_ttl,
+            )
+
+        await self._db.run(hold)
+        PENDING_APPROVALS.inc()
+
+    async def explain(
+        self, agent: AgentPrincipal, tool: Tool, connection: str, arguments: Any, session: str | None = None
+    ) -> dict[str, Any]:
+        """What policy would decide for this call now (POST /admin/api/explain): every rule that fired, what
+        the hub would look up at the provider, and nothing called, counted or stored."""
+        args = validate_arguments(tool, arguments)
+        plain = args.model_dump(mode="json")
+        decision = await self._decide(agent, tool, connection, args, plain, session_key(session), explain=True)
+        needed = facts_needed(tool.policy, agent.grants, connection, plain, tool.scopes)
+        answer = decision.to_dict()
+        if needed:
+            answer["facts_needed"] = {
+                "ancestors": {k: list(v) for k, v in needed.ancestors.items()},
+                "resources": list(needed.resources),
+                "amount": needed.amount,
+            }
+            answer["notes"].append(
+                "the hub looks these facts up at the provider when the call is made; explain does not, "
+                "so rules that need them are shown as undetermined"
+            )
+        return answer
+
+    async def run_approved(self, call_id: str) -> bool:
+        """Run one approved call if this replica wins its claim; the outcome is stored for the agent."""
+        run_id = str(uuid.uuid4())
+        if not await self._db.run(lambda s: approvals.claim(s, call_id=call_id, run_call_id=run_id)):
+            return False
+        approval = await self._db.run(lambda s: approvals.get(s, call_id))
+        try:
+            agent = self._policy.snapshot.agents.get(approval.agent_id)
+            if agent is None:
+                raise ScopeDenied(f"agent {approval.agent_name!r} was disabled while its call waited")
+            stored = approvals.arguments(approval, self._vault)
+            if arguments_digest(approval.tool, approval.connection, stored) != approval.args_hash:
+                raise ApprovalDenied("the stored arguments do not match what was approved; the call was not run")
+            done = await self._run(
+                run_id, agent, approval.tool, stored, approval.connection, approval.session or "", approved=True
+            )
+        except SwitchboardError as exc:
+            problem = exc.problem()
+            await self._db.run(lambda s: approvals.finish(s, self._vault, call_id=call_id, problem=problem))
+        else:
+            await self._db.run(
+                lambda s: approvals.finish(s, self._vault, call_id=call_id, result=done.result, notes=done.notes)
+            )
+        return True
+
+    async def run_due_approvals(self) -> int:
+        """Expire overdue approvals, fail calls a stopped hub left running, run every approved call."""
+
+        def sweep(s: Session) -> list[str]:
+            approvals.expire_overdue(s)
+            approvals.fail_stale(s, stale_after=self._deadline + 60)
+            return approvals.claimable(s)
+
+        ran = 0
+        for call_id in await self._db.run(sweep):
+            ran += await self.run_approved(call_id)
+        PENDING_APPROVALS.set(await self._db.run(approvals.pending_count))
+        return ran
+
+    async def outcome(self, agent: AgentPrincipal, call_id: str, wait: float) -> approvals.Outcome:
+        """The outcome of one of the agent's held calls, waiting up to `wait` seconds for it to finish."""
+        give_up = time.monotonic() + wait
+        while True:
+            found = await self._db.run(lambda s: approvals.outcome(s, self._vault, call_id=call_id, agent_id=agent.id))
+            if found.status in approvals.TERMINAL or time.monotonic() >= give_up:
+                return found
+            await asyncio.sleep(min(_POLL, max(0.0, give_up - time.monotonic())))
 
     def _connection(self, name: str) -> ConnectionInfo:
         info = self._policy.snapshot.connections[name]
@@ -180,11 +384,14 @@ class CallPipeline:
             PROVIDER_ERRORS.labels(info.provider, type(exc).__name__).inc()
             raise _problem(exc, info) from None
 
-    async def _record(self, record: "_Record", error: SwitchboardError | None) -> None:
+    async def _record(
+        self, record: "_Record", error: SwitchboardError | None, effects: CallEffects | None = None
+    ) -> None:
         """Write the call's one audit record; the caller's answer waits until it is durable."""
         elapsed = time.perf_counter() - record.started
         tool = record.tool[:64]
-        CALLS.labels(record.agent.name, tool, "ok" if error is None else error.code).inc()
+        outcome = "pending" if record.decision == "pending" else "ok" if error is None else error.code
+        CALLS.labels(record.agent.name, tool, outcome).inc()
         CALL_LATENCY.labels(tool).observe(elapsed)
         entry = AuditEntry(
             call_id=record.call_id,
@@ -192,14 +399,14 @@ class CallPipeline:
             agent_name=record.agent.name,
             tool=tool,
             connection=record.connection,
-            decision="allow" if record.allowed else "deny",
-            status=200 if error is None else error.status,
+            decision=record.decision,
+            status=(202 if record.decision == "pending" else 200) if error is None else error.status,
             problem=None if error is None else error.code,
             latency_ms=round(elapsed * 1000, 3),
             args_digest=args_digest(self._digest_key, record.arguments),
         )
         try:
-            await self._audit.append(entry)
+            await self._audit.append(entry, effects)
         except Exception:
             # No audit record, no answer: the agent must never hold a result the log does not show.
             raise ServiceUnavailable("the audit log cannot be written right now; try again shortly") from None
@@ -231,45 +438,6 @@ def _refuse(decision: Decision, tool: Tool) -> SwitchboardError:
     if decision.reason == "rate_limited":
         return RateLimited(detail, retry_after=decision.retry_after)
     return _DENIALS.get(decision.reason, ConstraintViolated)(detail, scopes=list(tool.scopes))
-
-
-def constrained_decision(
-    agent: AgentPrincipal,
-    tool: Tool,
-    connection: str,
-    args: BaseModel,
-    usage: Mapping[tuple[str, str], RateUsage] | None = None,
-) -> Decision:
-    """The full decision on validated arguments: the grants' constraints, as `POST /admin/api/explain` shows."""
-    return decide(
-        tool=tool.name,
-        provider=tool.provider,
-        needed=tool.scopes,
-        grants=agent.grants,
-        connection=connection,
-        policy=tool.policy,
-        arguments=args.model_dump(),
-        usage=usage,
-    )
-
-
-def _constrain(
-    agent: AgentPrincipal,
-    tool: Tool,
-    connection: str,
-    args: BaseModel,
-    usage: Mapping[tuple[str, str], RateUsage] | None = None,
-) -> Decision:
-    decision = constrained_decision(agent, tool, connection, args, usage)
-    if decision.pending:
-        # Approvals are not collected yet: a call that needs one is refused, never run unapproved.
-        raise ApprovalDenied(
-            f"{decision.detail or 'this call needs a human approval'}; approvals are not available on this hub yet",
-            scopes=list(tool.scopes),
-        )
-    if not decision.allowed:
-        raise _refuse(decision, tool)
-    return decision
 
 
 def validate_arguments(tool: Tool, arguments: Any) -> BaseModel:

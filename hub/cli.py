@@ -30,10 +30,14 @@ admin_app = typer.Typer(no_args_is_help=True, help="Admin access.")
 agent_app = typer.Typer(no_args_is_help=True, help="Agents and their keys.")
 keys_app = typer.Typer(no_args_is_help=True, help="Master keys.")
 audit_app = typer.Typer(no_args_is_help=True, help="The audit log.")
+approvals_app = typer.Typer(no_args_is_help=True, help="Calls waiting for a human's approval.")
+flow_app = typer.Typer(no_args_is_help=True, help="Data-flow rules: which traced data may reach which sink.")
 app.add_typer(admin_app, name="admin")
 app.add_typer(agent_app, name="agent")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(approvals_app, name="approvals")
+app.add_typer(flow_app, name="flow")
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -287,6 +291,60 @@ def audit_export(
             sys.stdout.write(json.dumps(row) + "\n")
 
     _db(_settings()).run_sync(dump)
+
+
+@approvals_app.command("list")
+def approvals_list(
+    status: Annotated[
+        str, typer.Option(help="pending, approved, running, done, failed, denied, expired or all")
+    ] = "pending",
+) -> None:
+    """Print waiting (or decided) calls as JSON lines, newest first, with their exact arguments."""
+    from hub import approvals
+    from hub.runtime import open_vault
+
+    settings = _settings()
+    vault = open_vault(settings)
+    views = _db(settings).run_sync(lambda s: approvals.listing(s, vault, status=None if status == "all" else status))
+    for view in views:
+        typer.echo(json.dumps(view.to_dict()))
+
+
+def _decide(call_id: str, approve: bool) -> None:
+    from hub import approvals
+
+    try:
+        status = _db(_settings()).run_sync(
+            lambda s: approvals.decide(s, call_id=call_id, approve=approve, by="admin (cli)")
+        )
+    except SwitchboardError as exc:
+        _fail(exc)
+    runs = " (a running hub runs it within its poll interval, or the next hub to start)" if approve else ""
+    typer.echo(f"call {call_id} {status}{runs}")
+
+
+@approvals_app.command("approve")
+def approvals_approve(call_id: str) -> None:
+    """Approve a waiting call: it runs once, with exactly the arguments it was asked with."""
+    _decide(call_id, True)
+
+
+@approvals_app.command("deny")
+def approvals_deny(call_id: str) -> None:
+    """Deny a waiting call: it never runs, and the agent is answered approval_denied."""
+    _decide(call_id, False)
+
+
+@flow_app.command("allow")
+def flow_allow(agent: str, label: str, target: str) -> None:
+    """Let AGENT pass data of LABEL (e.g. pii.email, or pii) it read into TARGET (a sink tool or scope)."""
+    try:
+        _db(_settings()).run_sync(
+            lambda s: agents.add_flow_rule(s, agent=agents.get_agent(s, name=agent), label=label, target=target)
+        )
+    except SwitchboardError as exc:
+        _fail(exc)
+    typer.echo(f"{agent} may pass {label} data into {target}")
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import Receive, Scope, Send
 
+from hub.api.agent_routes import pending_body
 from hub.api.deps import agent_from_authorization
 from hub.api.problems import problem_response
 from hub.catalog import agent_tools, render
@@ -38,6 +39,13 @@ def _agent(ctx: ServerRequestContext[Any, Any]) -> AgentPrincipal:
     if not isinstance(agent, AgentPrincipal):  # the endpoint authenticates every request; this is a backstop
         raise Unauthenticated("no agent key on this request")
     return agent
+
+
+def _session_id(ctx: ServerRequestContext[Any, Any]) -> str | None:
+    """The MCP session: the untrusted-input rule holds for the rest of it (the SDK checks the id is this
+    agent's own)."""
+    headers = getattr(ctx.request, "headers", None)
+    return headers.get("mcp-session-id") if headers is not None else None
 
 
 def _text(body: dict[str, Any]) -> types.TextContent:
@@ -68,9 +76,14 @@ class McpEndpoint:
             # Tools never declare a `connection` parameter (connectors.base refuses one): it is the hub's.
             connection = arguments.pop("connection", None)
             try:
-                outcome = await self._get_hub().calls.run(_agent(ctx), params.name, arguments, connection)
+                outcome = await self._get_hub().calls.run(
+                    _agent(ctx), params.name, arguments, connection, _session_id(ctx)
+                )
             except SwitchboardError as exc:
                 return types.CallToolResult(content=[_text(exc.problem())], is_error=True)
+            if outcome.pending is not None:
+                # Not a result yet: an error the model reads, saying where the outcome will be.
+                return types.CallToolResult(content=[_text(pending_body(outcome))], is_error=True)
             body = {"call_id": outcome.call_id, "result": outcome.result}
             if outcome.notes:
                 body["notes"] = list(outcome.notes)

@@ -12,14 +12,18 @@ __all__ = [
     "AdminCredential",
     "Agent",
     "AgentKey",
+    "Approval",
     "AuditHead",
     "AuditRecord",
     "Base",
     "Connection",
+    "FlowFingerprint",
+    "FlowRule",
     "Grant",
     "HubMeta",
     "OAuthState",
     "RateCount",
+    "UntrustedSession",
     "utcnow",
 ]
 
@@ -64,8 +68,11 @@ class Agent(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     disabled_at: Mapped[datetime | None]
+    # In a session that read untrusted content, sinks and high-risk tools: "approve" (wait for a human) or "refuse".
+    untrusted_policy: Mapped[str] = mapped_column(String(8), default="approve", server_default="approve")
     keys: Mapped[list["AgentKey"]] = relationship(back_populates="agent", cascade="all, delete-orphan")
     grants: Mapped[list["Grant"]] = relationship(back_populates="agent", cascade="all, delete-orphan")
+    flow_rules: Mapped[list["FlowRule"]] = relationship(cascade="all, delete-orphan", order_by="FlowRule.id")
 
 
 class AgentKey(Base):
@@ -183,3 +190,65 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class FlowRule(Base):
+    """`label → target`: data of `label` (or below it) this agent read may flow into the sink tool or scope."""
+
+    __tablename__ = "flow_rules"
+    __table_args__ = (UniqueConstraint("agent_id", "label", "target"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FlowFingerprint(Base):
+    """A sensitive value an agent received, as a keyed HMAC of its normalised form (scopes.flow)."""
+
+    __tablename__ = "flow_fingerprints"
+    agent_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    label: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tool: Mapped[str] = mapped_column(String(64))
+    connection: Mapped[str | None] = mapped_column(String(64))
+    seen_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class UntrustedSession(Base):
+    """A session (MCP session, `X-Switchboard-Session`, or "" for the agent's time window) that read content
+    written by outsiders."""
+
+    __tablename__ = "untrusted_sessions"
+    agent_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    session: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source_tool: Mapped[str] = mapped_column(String(64))
+    marked_at: Mapped[datetime]
+
+
+class Approval(Base):
+    """A call waiting for, or decided by, a human. Bound to the hash of its exact arguments (kept encrypted).
+
+    status: pending → approved → running → done | failed, or pending → denied | expired."""
+
+    __tablename__ = "approvals"
+    call_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    agent_id: Mapped[int] = mapped_column(index=True)
+    agent_name: Mapped[str] = mapped_column(String(64))
+    tool: Mapped[str] = mapped_column(String(64))
+    connection: Mapped[str] = mapped_column(String(64))
+    arguments_enc: Mapped[str] = mapped_column(Text)
+    args_hash: Mapped[str] = mapped_column(String(64))
+    session: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    run_call_id: Mapped[str | None] = mapped_column(String(36))
+    result_enc: Mapped[str | None] = mapped_column(Text)
+    problem: Mapped[dict[str, Any] | None]

@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 
 from connectors import TOOLS
 from hub.db import Database
-from hub.models import Agent, AgentKey, Connection, Grant, HubMeta, utcnow
+from hub.models import Agent, AgentKey, Connection, FlowRule, Grant, HubMeta, utcnow
 from scopes import GrantView, tools_allowed
+from scopes.flow import SessionPolicy
 
 __all__ = ["AgentPrincipal", "ConnectionInfo", "PolicyCache", "Snapshot"]
 
@@ -33,6 +34,9 @@ class AgentPrincipal:
     grants: tuple[GrantView, ...]
     # Tool name -> the connections on which this agent may call it.
     tools: Mapping[str, list[str]]
+    # Data flow: (label, sink tool or scope) pairs allowed, and what sinks do in an untrusted session.
+    flow_rules: tuple[tuple[str, str], ...] = ()
+    untrusted_policy: SessionPolicy = "approve"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +88,20 @@ def _load(session: Session) -> Snapshot:
                 GrantView(conn.name, conn.provider, grant.scope, MappingProxyType(dict(grant.constraints)))
             )
     catalog = [(t.name, t.provider, t.scopes) for t in TOOLS.values()]
+    rules: dict[int, list[tuple[str, str]]] = {}
+    for rule in session.scalars(select(FlowRule).order_by(FlowRule.id)):
+        rules.setdefault(rule.agent_id, []).append((rule.label, rule.target))
     agents = {}
     for agent in session.scalars(select(Agent).where(Agent.disabled_at.is_(None))):
         views = tuple(grants.get(agent.id, ()))
-        agents[agent.id] = AgentPrincipal(agent.id, agent.name, views, tools_allowed(catalog, views))
+        agents[agent.id] = AgentPrincipal(
+            agent.id,
+            agent.name,
+            views,
+            tools_allowed(catalog, views),
+            tuple(rules.get(agent.id, ())),
+            "refuse" if agent.untrusted_policy == "refuse" else "approve",
+        )
     keys = {
         k.key_hash: (k.agent_id, k.expires_at)
         for k in session.scalars(select(AgentKey).where(AgentKey.revoked_at.is_(None)))

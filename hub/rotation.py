@@ -9,8 +9,9 @@ afterwards the old key can be dropped from the variable.
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub.approvals import approval_context
 from hub.db import Database
-from hub.models import Connection, HubMeta, OAuthState
+from hub.models import Approval, Connection, HubMeta, OAuthState
 from hub.runtime import open_vault
 from hub.settings import Settings
 from hub.tokens import token_context
@@ -36,6 +37,9 @@ def _reseal_all(session: Session, vault: Vault) -> int:
         )
     for state in session.scalars(select(OAuthState).where(OAuthState.used_at.is_(None))):
         state.code_verifier_enc = reseal(state.code_verifier_enc, f"oauth_state:{state.state_hash}") or ""
+    for approval in session.scalars(select(Approval)):
+        approval.arguments_enc = reseal(approval.arguments_enc, approval_context(approval.call_id, "arguments")) or ""
+        approval.result_enc = reseal(approval.result_enc, approval_context(approval.call_id, "result"))
     for meta in session.scalars(select(HubMeta)):
         if meta.value.startswith("v1."):
             meta.value = reseal(meta.value, f"hub_meta:{meta.key}") or ""

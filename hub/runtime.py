@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -13,6 +14,7 @@ from hub.audit import AuditWriter
 from hub.calls import CallPipeline
 from hub.connections import revoke_connection
 from hub.db import Database
+from hub.flows import FlowStore
 from hub.models import HubMeta
 from hub.oauth import OAuthFlow
 from hub.policy_cache import PolicyCache
@@ -67,14 +69,21 @@ class Hub:
         self.oauth = OAuthFlow(db=self.db, vault=self.vault, settings=settings, providers=self.providers)
         self.audit = AuditWriter(self.db)
         self.secret_key = hub_secret(self.db, self.vault, "hub_secret_key")
+        self.flows = FlowStore(self.db, settings, hub_secret(self.db, self.vault, "flow_fingerprint_key"))
         self.calls = CallPipeline(
+            db=self.db,
+            vault=self.vault,
             policy=self.policy,
             tokens=self.tokens,
             audit=self.audit,
             rates=RateCounter(self.db),
+            flows=self.flows,
             digest_key=self.secret_key,
             timeout=settings.provider_timeout,
+            approval_ttl=settings.approval_ttl,
         )
+        # Set when a human approves a call through this process, so it runs now rather than at the next poll.
+        self.approved = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -88,6 +97,8 @@ class Hub:
         self._tasks = [
             asyncio.create_task(self.policy.watch(), name="policy-watch"),
             asyncio.create_task(self._every(self.settings.refresh_interval, self._refresh_idle), name="refresher"),
+            asyncio.create_task(self._every(3600, self.flows.purge), name="flow-purge"),
+            asyncio.create_task(self._run_approved(), name="approvals"),
         ]
 
     async def stop(self) -> None:
@@ -108,11 +119,23 @@ class Hub:
         """Policy changed through this process: reload now, so the very next call sees it."""
         await self.policy.reload()
 
+    async def _run_approved(self) -> None:
+        """Run approved calls: at once when approved here, else within `approval_poll` (other replicas, the CLI,
+        or calls approved while no hub was running)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.approved.wait(), self.settings.approval_poll)
+            self.approved.clear()
+            try:
+                await self.calls.run_due_approvals()
+            except Exception:
+                log.warning("running approved calls failed; will retry", exc_info=True)
+
     async def _refresh_idle(self) -> None:
         await self.tokens.refresh_due(list(self.policy.snapshot.connections.values()))
 
     @staticmethod
-    async def _every(interval: float, job: Callable[[], Awaitable[None]]) -> None:
+    async def _every(interval: float, job: Callable[[], Awaitable[object]]) -> None:
         while True:
             await asyncio.sleep(interval)
             try:

@@ -1,7 +1,7 @@
 """What the admin API reads and writes, apart from the database models. No secret has a field here."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -11,9 +11,14 @@ __all__ = [
     "AgentCreate",
     "AgentCreated",
     "AgentRead",
+    "AgentUpdate",
     "ApiKeyConnect",
+    "ApprovalDecision",
+    "ApprovalLinkCreate",
     "ConnectionRead",
     "ExplainRequest",
+    "FlowRuleCreate",
+    "FlowRuleRead",
     "GrantCreate",
     "GrantRead",
     "KeyCreate",
@@ -55,6 +60,9 @@ class ExplainRequest(_Strict):
     tool: str = Field(max_length=64)
     arguments: dict[str, Any] = Field(default_factory=dict)
     connection: str | None = Field(default=None, max_length=64)
+    session: str | None = Field(
+        default=None, max_length=128, description="A session id, to see the untrusted-session rule as it stands."
+    )
 
 
 class KeyRead(BaseModel):
@@ -85,13 +93,41 @@ class GrantRead(BaseModel):
         )
 
 
+class FlowRuleRead(BaseModel):
+    id: int
+    label: str
+    target: str
+    created_at: datetime
+
+
+class FlowRuleCreate(_Strict):
+    label: str = Field(max_length=64, description="A traced data label, e.g. 'pii.email', or 'pii' for all.")
+    target: str = Field(max_length=64, description="A sink tool name or a scope, e.g. 'messaging.chat.send'.")
+
+
+class AgentUpdate(_Strict):
+    untrusted_policy: Literal["approve", "refuse"] = Field(
+        description="Sinks and high-risk tools in a session that read untrusted content: a human approves, or refused."
+    )
+
+
+class ApprovalDecision(_Strict):
+    approve: bool
+
+
+class ApprovalLinkCreate(_Strict):
+    approver: str = Field(min_length=1, max_length=64, description="Who the link is for; recorded as the decider.")
+
+
 class AgentRead(BaseModel):
     name: str
     description: str
     created_at: datetime
     disabled_at: datetime | None
+    untrusted_policy: str
     keys: list[KeyRead]
     grants: list[GrantRead]
+    flow_rules: list[FlowRuleRead]
 
     @classmethod
     def of(cls, agent: Agent) -> "AgentRead":
@@ -100,6 +136,8 @@ class AgentRead(BaseModel):
             description=agent.description,
             created_at=agent.created_at,
             disabled_at=agent.disabled_at,
+            untrusted_policy=agent.untrusted_policy,
+            flow_rules=[FlowRuleRead.model_validate(r, from_attributes=True) for r in agent.flow_rules],
             keys=[KeyRead.model_validate(k, from_attributes=True) for k in agent.keys],
             grants=[GrantRead.of(g) for g in agent.grants],
         )

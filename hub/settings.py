@@ -44,6 +44,17 @@ class Settings(BaseSettings):
     cache_poll_interval: float = Field(
         default=0.25, gt=0, description="How often a replica checks for policy changes made elsewhere."
     )
+    flow_retention: int = Field(
+        default=30 * 86_400, ge=60, description="Seconds a fingerprint of data an agent read blocks its flow."
+    )
+    untrusted_window: int = Field(
+        default=3600, ge=1, description="Seconds a call with no session stays untrusted after reading outsiders' text."
+    )
+    session_ttl: int = Field(default=86_400, ge=60, description="Seconds a named session's untrusted mark lasts.")
+    approval_ttl: int = Field(default=86_400, ge=1, description="Seconds a call may wait for a human's approval.")
+    approval_poll: float = Field(
+        default=1.0, gt=0, description="How often a replica looks for calls approved elsewhere, to run them."
+    )
     oauth_state_ttl: int = 600
     admin_session_ttl: int = 12 * 3600
     login_link_ttl: int = 3600

@@ -9,7 +9,7 @@ redaction and data-flow rules. No I/O, no framework imports; `scopes` imports ne
     flow         fingerprints, flows, untrusted sessions
 """
 
-from scopes.checks import CallFacts
+from scopes.checks import CallFacts, FactsNeeded
 from scopes.condition import Condition, ConditionError, parse_condition
 from scopes.constraints import ALLOW_LISTS, Constraints, ConstraintsError, parse_constraints
 from scopes.decision import Decision, FiredRule, RateLimit, ResultPolicy
@@ -34,6 +34,7 @@ from scopes.policy import (
     arguments_digest,
     check_rates,
     decide,
+    facts_needed,
     rate_limits_for,
     tools_allowed,
     unlisted_resources,
@@ -53,6 +54,7 @@ __all__ = [
     "Constraints",
     "ConstraintsError",
     "Decision",
+    "FactsNeeded",
     "FiredRule",
     "Flow",
     "FlowContext",
@@ -69,6 +71,7 @@ __all__ = [
     "check_rates",
     "decide",
     "extract_sensitive",
+    "facts_needed",
     "filter_result",
     "find_flows",
     "fingerprint",

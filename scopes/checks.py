@@ -15,7 +15,7 @@ from scopes.decision import FiredRule
 from scopes.paths import Path, parse_path, values_at
 from scopes.tool_policy import ToolPolicy
 
-__all__ = ["CallFacts", "amount_of", "check_grant", "currency_of"]
+__all__ = ["CallFacts", "FactsNeeded", "amount_of", "check_grant", "currency_of"]
 
 _DENIED = "constraint_violated"
 
@@ -34,6 +34,23 @@ class CallFacts:
     resources: Mapping[str, Sequence[str]] = field(default_factory=lambda: MappingProxyType({}))
     amount: int | float | None = None
     currency: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FactsNeeded:
+    """What the hub must look up at the provider before deciding (`scopes.policy.facts_needed`):
+
+    - `ancestors`: allow-list → argument values not listed themselves, whose containers to resolve
+      (`{"folders": ["<file id>"]}`: the Drive folders the file lies in, up to the root);
+    - `resources`: the `resolved_resources` allow-lists a grant sets (`customers`: the charge's customer);
+    - `amount`: the call's amount and currency, which its arguments do not give (a full refund)."""
+
+    ancestors: Mapping[str, Sequence[str]] = field(default_factory=lambda: MappingProxyType({}))
+    resources: tuple[str, ...] = ()
+    amount: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.ancestors or self.resources or self.amount)
 
 
 def _number(value: Any) -> TypeGuard[int | float]:

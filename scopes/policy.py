@@ -50,9 +50,10 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
-from scopes.checks import CallFacts, check_grant
+from scopes.checks import CallFacts, FactsNeeded, amount_of, check_grant, currency_of
 from scopes.constraints import Constraints, ConstraintsError, allow_list_admits, parse_constraints
 from scopes.decision import Decision, FiredRule, RateLimit, ResultPolicy, combine
 from scopes.flow import FlowContext, SessionState, find_flows, flow_rules, session_rules
@@ -67,6 +68,7 @@ __all__ = [
     "check_rates",
     "connections_for",
     "decide",
+    "facts_needed",
     "rate_limits_for",
     "tools_allowed",
     "unlisted_resources",
@@ -198,6 +200,37 @@ def unlisted_resources(
                         if str(value) not in wanted[name]:
                             wanted[name].append(str(value))
     return wanted
+
+
+def facts_needed(
+    policy: ToolPolicy,
+    grants: Sequence[GrantView],
+    connection: str,
+    arguments: Mapping[str, Any],
+    needed: Sequence[str],
+) -> FactsNeeded:
+    """What the hub must resolve at the provider for the constraints of the grants this call uses: nothing
+    when they set no allow-list, amount, currency or approval condition the arguments cannot answer alone."""
+    used = [g for g in grants if g.connection == connection and g.scope in needed and g.parsed is not None]
+    constraints = [g.parsed for g in used if g.parsed is not None]
+    ancestors = unlisted_resources(policy, used, arguments)
+    resources = tuple(
+        dict.fromkeys(name for c in constraints for name in c.allow_lists if name in policy.resolved_resources)
+    )
+
+    def wanted(limit: str) -> bool:
+        # A limit on `amount` / `currency`, or an approval condition naming it.
+        return any(
+            getattr(c, f"max_{limit}" if limit == "amount" else limit) is not None
+            or (c.approval is not None and not c.approval.always and limit in c.approval.names)
+            for c in constraints
+        )
+
+    amount = not policy.read_only and (
+        (wanted("amount") and amount_of(policy, arguments, CallFacts()) is None)
+        or (wanted("currency") and currency_of(policy, arguments, CallFacts()) is None)
+    )
+    return FactsNeeded(MappingProxyType(ancestors), resources, amount)
 
 
 def arguments_digest(tool: str, connection: str, arguments: Mapping[str, Any]) -> str:

@@ -3,6 +3,7 @@ sandbox (serving both APIs, as one Google OAuth client does) as real processes o
 connect flow asks Google for exactly the scopes needed, the tools work end to end, an expired token is
 refreshed once, and provider errors reach the agent as the design's problem types."""
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,10 @@ def _authorize_query(hub: Hub, provider: str, scopes: str) -> dict[str, list[str
 
 
 def _call(agent: httpx.Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    answer = agent.post(f"/v1/tools/{tool}/call", json={"arguments": arguments})
+    # Each call its own session: these tests exercise the tools; tests/test_data_flow.py covers how reading
+    # outsiders' content (a shared file, an inbound mail) holds the sinks of the same session.
+    session = {"X-Switchboard-Session": str(uuid.uuid4())}
+    answer = agent.post(f"/v1/tools/{tool}/call", json={"arguments": arguments}, headers=session)
     assert answer.status_code == 200, answer.text
     result: dict[str, Any] = answer.json()["result"]
     return result
@@ -89,6 +93,8 @@ def test_connect_then_drive_and_gmail_tools_through_the_agent_api(google_hub: Hu
         ("mail", "messaging.email.send"),
     ):
         hub.grant("assistant", connection, scope)
+    # The assistant mails addresses it read (its own, from a message): that flow is allowed explicitly.
+    assert hub.cli("flow", "allow", "assistant", "pii.email", "messaging.email.send").returncode == 0
     with hub.agent(key) as agent:
         listed = {t["name"] for t in agent.get("/v1/tools").json()["tools"]}
         assert {"gdrive_files_share", "gdrive_files_read", "gmail_messages_reply", "gmail_labels_list"} <= listed

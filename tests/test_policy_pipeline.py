@@ -1,5 +1,5 @@
 """Grant constraints enforced by the hub over REST and MCP: limits clamped, labelled values masked, typos refused
-when granting, calls needing approval refused without reaching the provider, and explain showing every rule."""
+when granting, calls needing approval held without reaching the provider, and explain showing every rule."""
 
 import asyncio
 
@@ -56,11 +56,11 @@ def test_constraints_shape_calls_and_results(hub: Hub, hubspot: Sandbox) -> None
         assert {r["rule"] for r in explained["rules"]} >= {"scope", "max_results"}
         assert explained["results"]["redact"] == ["pii.email", "pii.phone"]
 
-        # A grant asking approval: the call is refused (no approvals yet) and never reaches HubSpot.
+        # A grant asking approval: the call is held, and does not reach HubSpot until a human approves.
         _grant(hub, {"approval": "always"})
         before = hubspot.stats()["api_requests"]
         pending = agent.post("/v1/tools/hubspot_contacts_search/call", json={"arguments": {}})
-        assert pending.status_code == 403 and pending.json()["type"] == "approval_denied"
+        assert pending.status_code == 202 and pending.json()["status"] == "pending_approval"
         assert hubspot.stats()["api_requests"] == before
 
 

@@ -4,6 +4,7 @@ every Slack tool over the agent API, a rotated token refreshed once, rate limits
 writes, Slack's errors as the hub's problem types (a scope Slack did not grant named as such), and no Slack
 token in the hub's log. One test per database: starting the hub is most of its time."""
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, parse_qsl, urlsplit
@@ -41,7 +42,10 @@ def _throttle(sandbox: Sandbox, count: int, retry_after: int) -> None:
 
 
 def _call(agent: httpx.Client, tool: str, **arguments: object) -> httpx.Response:
-    return agent.post(f"/v1/tools/{tool}/call", json={"arguments": arguments})
+    # Each call its own session: reading other people's messages would otherwise hold the posts that follow
+    # (tests/test_data_flow.py covers that rule).
+    session = {"X-Switchboard-Session": str(uuid.uuid4())}
+    return agent.post(f"/v1/tools/{tool}/call", json={"arguments": arguments}, headers=session)
 
 
 def _result(agent: httpx.Client, tool: str, **arguments: object) -> dict[str, object]:

@@ -4,6 +4,7 @@ to text, capped), with attachments listed, never inlined; what others wrote is l
 import asyncio
 import html
 import re
+from email.utils import getaddresses
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
@@ -13,9 +14,11 @@ from connectors.errors import ProviderNotFound, ProviderRejected
 from connectors.gmail.client import GmailClient
 from connectors.gmail.manifest import GMAIL_COMPOSE, GMAIL_READONLY
 from connectors.gmail.mime import build_raw, header, read_body
+from scopes import CallFacts, FactsNeeded
 
 _SUMMARY_HEADERS = ["From", "To", "Cc", "Subject", "Date"]
 _REPLY_HEADERS = ["From", "Reply-To", "To", "Cc", "Subject", "Message-ID", "References"]
+_RECIPIENT_HEADERS = ["From", "Reply-To", "To"]  # what decides whom a reply goes to (`_reply_to`)
 _CONCURRENT_GETS = 8  # messages fetched at once for one search page
 _READ_LABELS = ("pii.email", "untrusted.content")
 
@@ -264,12 +267,44 @@ async def gmail_messages_send(
     return _sent(sent)
 
 
+def _reply_to(original: dict[str, Any]) -> str | None:
+    """The To header of a reply to `original`: its Reply-To, else its From; for a message the user sent (and
+    did not also receive), its To."""
+    payload = original.get("payload") or {}
+    labels = set(original.get("labelIds") or [])
+    if "SENT" in labels and "INBOX" not in labels:
+        return header(payload, "To")
+    return header(payload, "Reply-To") or header(payload, "From")
+
+
+async def _reply_facts(client: GmailClient, arguments: BaseModel, needed: FactsNeeded) -> CallFacts:
+    """Every address gmail_messages_reply would write to, read from the original's headers the way the reply
+    picks them. An entry `getaddresses` cannot read comes back empty and is kept, so the policy refuses
+    rather than guesses; a message Gmail does not have leaves them unknown (refused too)."""
+    if "recipients_domain" not in needed.resources:
+        return CallFacts()
+    message_id = arguments.model_dump()["message_id"]
+    try:
+        original = await client.execute(
+            lambda: client.messages.get(
+                userId="me", id=message_id, format="metadata", metadataHeaders=_RECIPIENT_HEADERS
+            ),
+            needs=GMAIL_READONLY,
+        )
+    except ProviderNotFound:
+        return CallFacts()
+    to = _reply_to(original)
+    addresses = [address for _, address in getaddresses([to])] if to else []
+    return CallFacts(resources={"recipients_domain": addresses})
+
+
 @tool(
     scopes=["messaging.email.read", "messaging.email.send"],
     resources={"cc": "recipients_domain"},
     # The main recipient is the original's Reply-To, From or (for the user's own mail) To: only Gmail knows it,
     # so the hub must resolve those addresses (every one of them) before the call, or it is refused.
     resolved_resources=["recipients_domain"],
+    facts=_reply_facts,
     sink=True,
     risk="high",
 )
@@ -287,9 +322,7 @@ async def gmail_messages_reply(
         needs=GMAIL_READONLY,
     )
     payload = original.get("payload") or {}
-    labels = set(original.get("labelIds") or [])
-    mine = "SENT" in labels and "INBOX" not in labels
-    to = header(payload, "To") if mine else header(payload, "Reply-To") or header(payload, "From")
+    to = _reply_to(original)
     if not to:
         raise ProviderRejected("the original message names nobody to reply to")
     subject = header(payload, "Subject") or ""

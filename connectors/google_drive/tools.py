@@ -8,8 +8,10 @@ from pydantic import BaseModel, Field
 
 from connectors.base import tool
 from connectors.errors import ProviderRejected
+from connectors.google_drive.ancestors import folders_above
 from connectors.google_drive.client import DriveClient
 from connectors.google_drive.manifest import DRIVE, DRIVE_READONLY
+from scopes import CallFacts, FactsNeeded
 
 FOLDER = "application/vnd.google-apps.folder"
 _GOOGLE_APPS = "application/vnd.google-apps."
@@ -156,6 +158,13 @@ def _text(data: bytes, max_chars: int, *, cut: bool) -> tuple[str, bool]:
     return text, cut
 
 
+async def _folders_facts(client: DriveClient, arguments: BaseModel, needed: FactsNeeded) -> CallFacts:
+    """The folders holding each file or folder id a `folders` allow-list does not name itself (every tool with a
+    file or folder argument: a folder inside an allowed one is allowed too)."""
+    ids = needed.ancestors.get("folders", ())
+    return CallFacts(ancestors=await folders_above(client, ids)) if ids else CallFacts()
+
+
 async def _list(client: DriveClient, q: str, page_size: int, page_token: str | None, order_by: str | None) -> FilePage:
     params: dict[str, Any] = {
         "q": q,
@@ -175,6 +184,7 @@ async def _list(client: DriveClient, q: str, page_size: int, page_token: str | N
 @tool(
     scopes=["storage.files.read"],
     resources={"folder_id": "folders"},
+    facts=_folders_facts,
     result_resources={"files[].parents": "folders"},
     limit="page_size",
 )
@@ -229,6 +239,7 @@ async def gdrive_files_search(
     scopes=["storage.files.read"],
     labels=["pii.email"],
     resources={"file_id": "folders"},  # a file's folders are resolved by the hub (scopes.unlisted_resources)
+    facts=_folders_facts,
     label_fields={"pii.email": ["owners"]},
 )
 async def gdrive_files_get(client: DriveClient, file_id: FileId) -> FileDetails:
@@ -244,6 +255,7 @@ async def gdrive_files_get(client: DriveClient, file_id: FileId) -> FileDetails:
     scopes=["storage.files.read"],
     labels=["untrusted.content"],
     resources={"file_id": "folders"},
+    facts=_folders_facts,
     label_fields={"untrusted.content": ["content"]},
 )
 async def gdrive_files_read(
@@ -306,6 +318,7 @@ async def gdrive_files_read(
     scopes=["storage.files.write"],
     labels=["pii.email"],
     resources={"folder_id": "folders"},
+    facts=_folders_facts,
     sink=True,
     label_fields={"pii.email": ["owners"]},
 )
@@ -336,6 +349,7 @@ async def gdrive_files_upload(
     scopes=["storage.files.write"],
     labels=["pii.email"],
     resources={"parent_id": "folders"},
+    facts=_folders_facts,
     sink=False,
     label_fields={"pii.email": ["owners"]},
 )
@@ -359,6 +373,7 @@ async def gdrive_folders_create(
     labels=["pii.email"],
     # Both ends must be inside the allowed folders: the file where it is, and where it goes.
     resources={"file_id": "folders", "to_folder_id": "folders"},
+    facts=_folders_facts,
     sink=False,
     label_fields={"pii.email": ["owners"]},
 )
@@ -391,6 +406,7 @@ async def gdrive_files_move(
     scopes=["storage.files.write"],
     labels=["pii.email"],
     resources={"file_id": "folders", "email": "recipients_domain"},
+    facts=_folders_facts,
     sink=True,
     risk="high",
 )

@@ -8,26 +8,32 @@ from sqlalchemy.orm import Session
 
 from connectors import TOOLS
 from hub import agents as agent_service
+from hub import approvals
 from hub.api.deps import AdminDep, HubDep
 from hub.audit import latest, verify
-from hub.calls import constrained_decision, validate_arguments
 from hub.connections import connect_with_api_key, list_connections
-from hub.errors import InvalidArguments, NotFound, UnknownTool
-from hub.models import Agent, Grant
+from hub.errors import Conflict, InvalidArguments, NotFound, UnknownTool
+from hub.models import Agent, Grant, utcnow
+from hub.runtime import Hub
 from hub.schemas import (
     AgentCreate,
     AgentCreated,
     AgentRead,
+    AgentUpdate,
     ApiKeyConnect,
+    ApprovalDecision,
+    ApprovalLinkCreate,
     ConnectionRead,
     ExplainRequest,
+    FlowRuleCreate,
+    FlowRuleRead,
     GrantCreate,
     GrantRead,
     KeyCreate,
 )
 from scopes import decide
 
-__all__ = ["router"]
+__all__ = ["decide_call", "explain_call", "router"]
 
 router = APIRouter(prefix="/admin/api", tags=["admin"])
 
@@ -58,6 +64,38 @@ async def get_agent(name: str, _: AdminDep, hub: HubDep) -> AgentRead:
 @router.delete("/agents/{name}", status_code=status.HTTP_204_NO_CONTENT)
 async def disable_agent(name: str, _: AdminDep, hub: HubDep) -> None:
     await hub.db.run(lambda s: agent_service.disable_agent(s, agent=agent_service.get_agent(s, name=name)))
+    await hub.changed()
+
+
+@router.patch("/agents/{name}")
+async def update_agent(name: str, body: AgentUpdate, _: AdminDep, hub: HubDep) -> AgentRead:
+    def update(session: Session) -> AgentRead:
+        agent = agent_service.get_agent(session, name=name)
+        agent_service.set_untrusted_policy(session, agent=agent, policy=body.untrusted_policy)
+        return AgentRead.of(agent)
+
+    updated = await hub.db.run(update)
+    await hub.changed()
+    return updated
+
+
+@router.post("/agents/{name}/flow-rules", status_code=status.HTTP_201_CREATED, summary="Allow label → sink")
+async def add_flow_rule(name: str, body: FlowRuleCreate, _: AdminDep, hub: HubDep) -> FlowRuleRead:
+    def add(session: Session) -> FlowRuleRead:
+        agent = agent_service.get_agent(session, name=name)
+        rule = agent_service.add_flow_rule(session, agent=agent, label=body.label, target=body.target)
+        return FlowRuleRead.model_validate(rule, from_attributes=True)
+
+    created = await hub.db.run(add)
+    await hub.changed()
+    return created
+
+
+@router.delete("/agents/{name}/flow-rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def remove_flow_rule(name: str, rule_id: int, _: AdminDep, hub: HubDep) -> None:
+    await hub.db.run(
+        lambda s: agent_service.remove_flow_rule(s, agent=agent_service.get_agent(s, name=name), rule_id=rule_id)
+    )
     await hub.changed()
 
 
@@ -152,19 +190,74 @@ async def audit_verify(_: AdminDep, hub: HubDep) -> dict[str, Any]:
 
 @router.post("/explain", summary="What policy would decide for a call, without calling the provider")
 async def explain(body: ExplainRequest, _: AdminDep, hub: HubDep) -> dict[str, Any]:
-    agent = hub.policy.snapshot.agent_named(body.agent)
-    if agent is None:
-        raise NotFound(f"no active agent named {body.agent!r}")
-    tool = TOOLS.get(body.tool)
-    if tool is None:
-        raise UnknownTool(f"no tool named {body.tool!r}")
+    return await explain_call(
+        hub,
+        agent=body.agent,
+        tool=body.tool,
+        connection=body.connection,
+        arguments=body.arguments,
+        session=body.session,
+    )
+
+
+@router.get("/approvals", summary="Calls waiting for (or decided by) a human")
+async def list_approvals(
+    _: AdminDep,
+    hub: HubDep,
+    status_: str | None = Query(
+        default="pending", alias="status", pattern="^(pending|approved|running|done|failed|denied|expired|all)$"
+    ),
+    limit: int = Query(default=100, ge=1, le=1000),
+) -> list[dict[str, Any]]:
+    wanted = None if status_ == "all" else status_
+    views = await hub.db.run(lambda s: approvals.listing(s, hub.vault, status=wanted, limit=limit))
+    return [v.to_dict() for v in views]
+
+
+@router.get("/approvals/{call_id}")
+async def get_approval(call_id: str, _: AdminDep, hub: HubDep) -> dict[str, Any]:
+    return await hub.db.run(lambda s: approvals.view(approvals.get(s, call_id), hub.vault).to_dict())
+
+
+@router.post("/approvals/{call_id}", summary="Approve or deny a waiting call, once")
+async def decide_approval(call_id: str, body: ApprovalDecision, admin: AdminDep, hub: HubDep) -> dict[str, Any]:
+    return await decide_call(hub, call_id, approve=body.approve, by=f"admin ({admin.via})")
+
+
+@router.post("/approvals/{call_id}/link", status_code=status.HTTP_201_CREATED, summary="A one-time approval link")
+async def approval_link(call_id: str, body: ApprovalLinkCreate, _: AdminDep, hub: HubDep) -> dict[str, str]:
+    found = await hub.db.run(lambda s: approvals.view(approvals.get(s, call_id), hub.vault))
+    if found.status != "pending":
+        raise Conflict(f"call {call_id} is {found.status}, no longer pending")
+    ttl = max(60.0, (found.expires_at - utcnow()).total_seconds())
+    token = approvals.link_token(hub.secret_key, call_id=call_id, approver=body.approver, ttl=ttl)
+    return {"url": f"{hub.settings.base_url.rstrip('/')}/approve/{token}", "approver": body.approver}
+
+
+async def decide_call(hub: Hub, call_id: str, *, approve: bool, by: str) -> dict[str, Any]:
+    """Record a human's decision (the first wins); an approved call then runs at once on this replica."""
+    decided = await hub.db.run(lambda s: approvals.decide(s, call_id=call_id, approve=approve, by=by))
+    if decided == "approved":
+        hub.approved.set()
+    return {"call_id": call_id, "status": decided}
+
+
+async def explain_call(
+    hub: Hub, *, agent: str, tool: str, connection: str | None, arguments: Any, session: str | None
+) -> dict[str, Any]:
+    """What policy would decide for `agent` calling `tool` now: the scope check first, then every rule."""
+    principal = hub.policy.snapshot.agent_named(agent)
+    if principal is None:
+        raise NotFound(f"no active agent named {agent!r}")
+    found = TOOLS.get(tool)
+    if found is None:
+        raise UnknownTool(f"no tool named {tool!r}")
     scope_only = decide(
-        tool=tool.name, provider=tool.provider, needed=tool.scopes, grants=agent.grants, connection=body.connection
+        tool=found.name, provider=found.provider, needed=found.scopes, grants=principal.grants, connection=connection
     )
     if not scope_only.allowed or scope_only.connection is None:
         return scope_only.to_dict()
     try:
-        args = validate_arguments(tool, body.arguments)
+        return await hub.calls.explain(principal, found, scope_only.connection, arguments, session)
     except InvalidArguments as exc:
         return {"outcome": "deny", "reason": exc.code, "detail": exc.detail, **exc.extra}
-    return constrained_decision(agent, tool, scope_only.connection, args).to_dict()

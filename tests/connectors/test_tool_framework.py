@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from connectors import CONNECTORS, TOOLS
 from connectors.base import Connector, Manifest, Tool, ToolDefinitionError, tool
+from scopes import CallFacts, FactsNeeded
 
 Text = Annotated[str, Field(description="Some text.")]
 
@@ -147,6 +148,63 @@ def test_schema_has_descriptions_required_fields_and_no_extra_properties() -> No
         built.input_model.model_validate({"email": "ada@example.com", "host": "evil.example.com"})
     with pytest.raises(TypeError):
         built.input_schema["required"] = []  # type: ignore[index]
+
+
+async def _recipients(client: _Client, arguments: BaseModel, needed: FactsNeeded) -> CallFacts:
+    return CallFacts(resources={"recipients_domain": [f"{arguments.model_dump()['text']}@example.com"]})
+
+
+def test_refuses_resolved_resources_without_a_facts_resolver() -> None:
+    with pytest.raises(ToolDefinitionError, match=r"tool 'demo_reply': resolved_resources \['recipients_domain'\]"):
+
+        @tool(scopes=["messaging.email.send"], resolved_resources=["recipients_domain"])
+        async def demo_reply(client: _Client, text: Text) -> Out:
+            """Reply to a message."""
+            return Out(ok=True)
+
+
+def test_refuses_a_folder_argument_without_a_facts_resolver() -> None:
+    # A file inside an allowed folder is allowed, and only the provider knows which folders hold it.
+    with pytest.raises(ToolDefinitionError, match="argument 'file_id' may lie inside an allowed entry of 'folders'"):
+
+        @tool(scopes=["storage.files.read"], resources={"file_id": "folders"})
+        async def demo_read(client: _Client, file_id: Text) -> Out:
+            """Read a file."""
+            return Out(ok=True)
+
+
+def test_refuses_a_facts_resolver_that_is_not_async() -> None:
+    def blocking(client: _Client, arguments: BaseModel, needed: FactsNeeded) -> CallFacts:
+        return CallFacts()
+
+    with pytest.raises(ToolDefinitionError, match="facts must be an async function"):
+
+        @tool(scopes=["messaging.email.send"], resolved_resources=["recipients_domain"], facts=blocking)  # type: ignore[arg-type]
+        async def demo_reply(client: _Client, text: Text) -> Out:
+            """Reply to a message."""
+            return Out(ok=True)
+
+
+async def test_resolve_facts_runs_the_resolver_only_when_something_is_needed() -> None:
+    @tool(scopes=["messaging.email.send"], resolved_resources=["recipients_domain"], facts=_recipients)
+    async def demo_reply(client: _Client, text: Text) -> Out:
+        """Reply to a message."""
+        return Out(ok=True)
+
+    @tool(scopes=["messaging.email.send"], resources={"text": "recipients_domain"})
+    async def demo_send(client: _Client, text: Text) -> Out:
+        """Send a message."""
+        return Out(ok=True)
+
+    reply, send = _tool_of(demo_reply), _tool_of(demo_send)
+    arguments = reply.input_model.model_validate({"text": "grace"})
+    needed = FactsNeeded(resources=("recipients_domain",))
+    assert reply.facts is _recipients and send.facts is None
+    assert await reply.resolve_facts(_Client(), arguments, needed) == CallFacts(
+        resources={"recipients_domain": ["grace@example.com"]}
+    )
+    assert await reply.resolve_facts(_Client(), arguments, FactsNeeded()) == CallFacts()
+    assert await send.resolve_facts(_Client(), arguments, needed) == CallFacts()
 
 
 def test_connector_refuses_a_tool_whose_scope_its_manifest_does_not_serve() -> None:

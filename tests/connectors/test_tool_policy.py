@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from connectors import TOOLS
 from connectors.base import Tool, ToolDefinitionError, tool
-from scopes import GrantView, ToolPolicy, decide
+from scopes import CallFacts, FactsNeeded, GrantView, ToolPolicy, decide
 
 Text = Annotated[str, Field(description="Some text.")]
 Channel = Annotated[str, Field(description="A channel id.")]
@@ -36,6 +36,10 @@ class Page(BaseModel):
 class _Client:
     def close(self) -> None:
         pass
+
+
+async def _no_facts(client: _Client, arguments: BaseModel, needed: FactsNeeded) -> CallFacts:
+    return CallFacts()
 
 
 def _built(func: Any) -> Tool:
@@ -76,6 +80,7 @@ def test_declared_metadata_is_checked_and_stored() -> None:
         resources={"channel": "channels", "items[].label": "object_ids"},
         result_resources={"people[].id": "object_ids", "channels[]": "channels"},
         resolved_resources=["recipients_domain"],
+        facts=_no_facts,
         sink=True,
         risk="high",
         amount="items[].unit_amount*quantity",

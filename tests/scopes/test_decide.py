@@ -15,6 +15,7 @@ from scopes import (
     arguments_digest,
     check_rates,
     decide,
+    facts_needed,
     fingerprint,
     rate_limits_for,
     tool_policy,
@@ -422,3 +423,41 @@ def test_an_arguments_digest_binds_tool_connection_and_exact_arguments() -> None
     assert digest != arguments_digest("t", "conn", {"a": [2, 1], "b": 1})
     assert digest != arguments_digest("t", "other", {"a": [1, 2], "b": 1})
     assert digest != arguments_digest("u", "conn", {"a": [1, 2], "b": 1})
+
+
+REFUND_POLICY = tool_policy(
+    scopes=["payments.refunds.write"], resources={}, resolved_resources=["customers"], amount="amount"
+)
+
+
+def _refund_grant(constraints: dict[str, Any]) -> list[GrantView]:
+    return [GrantView("pay", "stripe", "payments.refunds.write", constraints)]
+
+
+@pytest.mark.parametrize(
+    ("constraints", "arguments", "amount", "resources"),
+    [
+        ({}, {"charge": "ch_1"}, False, ()),
+        ({"max_amount": 1000}, {"charge": "ch_1", "amount": 700}, False, ()),  # the argument says it
+        ({"max_amount": 1000}, {"charge": "ch_1"}, True, ()),  # a full refund: only Stripe knows how much
+        ({"currency": "usd"}, {"charge": "ch_1", "amount": 700}, True, ()),  # refunds carry no currency
+        ({"approval": "amount > 500"}, {"charge": "ch_1"}, True, ()),
+        ({"approval": "always"}, {"charge": "ch_1"}, False, ()),
+        ({"customers": ["cus_1"]}, {"charge": "ch_1", "amount": 5}, False, ("customers",)),
+    ],
+)
+def test_facts_needed_asks_the_provider_only_what_a_constraint_needs(
+    constraints: dict[str, Any], arguments: dict[str, Any], amount: bool, resources: tuple[str, ...]
+) -> None:
+    needed = facts_needed(REFUND_POLICY, _refund_grant(constraints), "pay", arguments, ["payments.refunds.write"])
+    assert (needed.amount, needed.resources, dict(needed.ancestors)) == (amount, resources, {})
+    assert bool(needed) == (amount or bool(resources))
+    # Another connection's grants never make this call look anything up.
+    assert not facts_needed(REFUND_POLICY, _refund_grant(constraints), "other", arguments, ["payments.refunds.write"])
+
+
+def test_facts_needed_names_the_files_whose_folders_to_resolve() -> None:
+    grants = [GrantView("drive", "google_drive", "storage.files.read", {"folders": ["F1"]})]
+    needed = facts_needed(DRIVE_GET, grants, "drive", {"file_id": "doc9"}, ["storage.files.read"])
+    assert dict(needed.ancestors) == {"folders": ["doc9"]} and not needed.amount
+    assert not facts_needed(DRIVE_GET, grants, "drive", {"file_id": "F1"}, ["storage.files.read"])

@@ -3,10 +3,11 @@
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from connectors.errors import ProviderRejected
 from connectors.hubspot.client import HubSpotClient
+from scopes import CallFacts, FactsNeeded
 
 __all__ = [
     "ID_PATTERN",
@@ -16,6 +17,7 @@ __all__ = [
     "associated_ids",
     "association",
     "changes",
+    "new_record_facts",
     "next_cursor",
     "require_changes",
     "search_objects",
@@ -43,6 +45,14 @@ def changes(**values: str | None) -> dict[str, str]:
 def require_changes(properties: Mapping[str, str]) -> None:
     if not properties:
         raise ProviderRejected("nothing to update: give at least one field")
+
+
+async def new_record_facts(client: HubSpotClient, arguments: BaseModel, needed: FactsNeeded) -> CallFacts:
+    """The facts of a create: the one record it touches that no argument names is the record it makes, whose id
+    HubSpot gives only once it exists. So `object_ids` stays unknown, and a grant listing record ids refuses
+    the call (it may not add records); the records it is associated with are arguments, checked as such.
+    Nothing is fetched."""
+    return CallFacts()
 
 
 def next_cursor(body: Mapping[str, Any]) -> str | None:

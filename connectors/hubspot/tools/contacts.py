@@ -6,7 +6,14 @@ from pydantic import BaseModel, Field
 
 from connectors.base import tool
 from connectors.hubspot.client import HubSpotClient
-from connectors.hubspot.tools._common import ID_PATTERN, changes, next_cursor, require_changes, search_objects
+from connectors.hubspot.tools._common import (
+    ID_PATTERN,
+    changes,
+    new_record_facts,
+    next_cursor,
+    require_changes,
+    search_objects,
+)
 
 __all__ = [
     "Contact",
@@ -128,6 +135,7 @@ async def hubspot_contacts_get(client: HubSpotClient, contact_id: ContactId) -> 
     labels=_CONTACT_LABELS,
     resources={},
     resolved_resources=["object_ids"],
+    facts=new_record_facts,
     sink=False,
     risk="low",
     properties=_CREATE_PROPERTIES,

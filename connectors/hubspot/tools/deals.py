@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field
 
 from connectors.base import tool
+from connectors.errors import ProviderNotFound
 from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.tools._common import (
     ID_PATTERN,
@@ -18,10 +19,12 @@ from connectors.hubspot.tools._common import (
     associated_ids,
     association,
     changes,
+    new_record_facts,
     next_cursor,
     require_changes,
     search_objects,
 )
+from scopes import CallFacts, FactsNeeded
 
 __all__ = [
     "Deal",
@@ -162,6 +165,20 @@ async def hubspot_deals_search(
     )
 
 
+async def _pipeline_facts(client: HubSpotClient, arguments: BaseModel, needed: FactsNeeded) -> CallFacts:
+    """The pipeline the deal is in now (its `pipeline` property), whatever pipeline the arguments move it to: a
+    deal the grant may not see may not be read or moved out. A deal HubSpot does not have leaves it unknown."""
+    if "pipelines" not in needed.resources:
+        return CallFacts()
+    deal_id = arguments.model_dump()["deal_id"]
+    try:
+        body = await client.call(client.deals.get_by_id, deal_id=deal_id, properties=["pipeline"])
+    except ProviderNotFound:
+        return CallFacts()
+    pipeline = (body.get("properties") or {}).get("pipeline")
+    return CallFacts(resources={"pipelines": [str(pipeline)]}) if pipeline else CallFacts()
+
+
 # A deal's pipeline is known only to HubSpot: under a `pipelines` allow-list the hub must resolve it (the
 # deal's `pipeline` property) or the call is refused. Its associations are filtered to the allowed ids.
 @tool(
@@ -169,6 +186,7 @@ async def hubspot_deals_search(
     labels=_LABELS,
     resources={"deal_id": "object_ids"},
     resolved_resources=["pipelines"],
+    facts=_pipeline_facts,
     result_resources={"company_ids[]": "object_ids", "contact_ids[]": "object_ids"},
     label_fields={"financial": ["amount"]},
 )
@@ -189,6 +207,7 @@ async def hubspot_deals_get(client: HubSpotClient, deal_id: DealId) -> Deal:
     labels=_LABELS,
     resources={"pipeline": "pipelines", "company_id": "object_ids", "contact_id": "object_ids"},
     resolved_resources=["object_ids"],
+    facts=new_record_facts,
     sink=False,
     risk="low",
     amount="amount",
@@ -257,6 +276,7 @@ async def hubspot_deals_create(
     labels=_LABELS,
     resources={"deal_id": "object_ids", "pipeline": "pipelines"},
     resolved_resources=["pipelines"],
+    facts=_pipeline_facts,
     sink=False,
     risk="low",
     amount="amount",

@@ -1,11 +1,14 @@
 """What the Stripe tool modules share: id and paging argument types, idempotency keys, small shapers."""
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import Field
+
+from connectors.errors import ProviderNotFound
+from connectors.stripe.client import StripeClient
 
 __all__ = [
     "After",
@@ -15,6 +18,7 @@ __all__ = [
     "Limit",
     "Money",
     "PriceId",
+    "found",
     "id_of",
     "iso",
     "key_for",
@@ -74,6 +78,15 @@ def id_of(value: Any) -> str | None:
     if isinstance(value, Mapping):
         value = value.get("id")
     return value if isinstance(value, str) and value else None
+
+
+async def found(client: StripeClient, retrieve: Callable[..., Any], object_id: str) -> dict[str, Any] | None:
+    """One object, for a facts resolver: None when Stripe has no such object, so what it would tell stays
+    unknown and the policy refuses the call, as it refuses one outside the allow-list."""
+    try:
+        return await client.call(retrieve, object_id)
+    except ProviderNotFound:
+        return None
 
 
 def metadata(value: Any) -> dict[str, str]:

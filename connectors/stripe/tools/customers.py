@@ -16,6 +16,7 @@ from connectors.stripe.tools._common import (
     key_for,
     metadata,
 )
+from scopes import CallFacts, FactsNeeded
 
 __all__ = [
     "Customer",
@@ -132,6 +133,13 @@ async def stripe_customers_get(client: StripeClient, customer_id: CustomerId) ->
     return customer(body)
 
 
+async def _new_customer_facts(client: StripeClient, arguments: BaseModel, needed: FactsNeeded) -> CallFacts:
+    """The customer a create touches is the one it makes, whose id Stripe gives only once it exists: `customers`
+    stays unknown, so a grant listing customers refuses the call (it may not add customers). The email is an
+    argument, checked as such. Nothing is fetched."""
+    return CallFacts()
+
+
 # A sink: the email is where Stripe mails this customer's invoices and receipts, which carry the name given
 # here, so a value read elsewhere reaches an outsider through it (and `recipients_domain` limits who).
 # A new customer's id only Stripe knows: under a `customers` allow-list it is refused unless the hub resolves it.
@@ -140,6 +148,7 @@ async def stripe_customers_get(client: StripeClient, customer_id: CustomerId) ->
     labels=_LABELS,
     resources={"email": "recipients_domain"},
     resolved_resources=["customers"],
+    facts=_new_customer_facts,
     sink=True,
     risk="low",
     properties=["email", "name", "phone", "description"],

@@ -14,11 +14,13 @@ from connectors.stripe.tools._common import (
     IdempotencyKey,
     InvoiceId,
     Limit,
+    found,
     id_of,
     iso,
     key_for,
     next_cursor,
 )
+from scopes import CallFacts, FactsNeeded
 
 __all__ = [
     "Invoice",
@@ -145,6 +147,35 @@ async def stripe_invoices_list(
     return InvoicePage(invoices=[_invoice(i) for i in body.get("data") or []], next_cursor=next_cursor(body))
 
 
+async def _customer_currency_facts(client: StripeClient, arguments: BaseModel, needed: FactsNeeded) -> CallFacts:
+    """With `needed.amount` and no `currency` argument: the customer's currency, which the invoice takes (the
+    amount is the lines', in the arguments). Unknown while the customer has none or does not exist."""
+    args = arguments.model_dump()
+    if not needed.amount or args["currency"]:
+        return CallFacts()
+    found_customer = await found(client, client.v1.customers.retrieve, args["customer"])
+    currency = (found_customer or {}).get("currency")
+    return CallFacts(currency=currency if isinstance(currency, str) and currency else None)
+
+
+async def _invoice_facts(client: StripeClient, arguments: BaseModel, needed: FactsNeeded) -> CallFacts:
+    """What the invoice holds: its customer (`customers`), the address Stripe emails it to (`customer_email`,
+    for `recipients_domain`) and, with `needed.amount`, its total and currency. An invoice Stripe does not
+    have leaves them unknown."""
+    if not (needed.resources or needed.amount):
+        return CallFacts()
+    invoice = await found(client, client.v1.invoices.retrieve, arguments.model_dump()["invoice_id"])
+    if invoice is None:
+        return CallFacts()
+    values = {"customers": id_of(invoice.get("customer")), "recipients_domain": invoice.get("customer_email")}
+    total, currency = invoice.get("total"), invoice.get("currency")
+    return CallFacts(
+        resources={name: [str(values[name])] for name in needed.resources if values.get(name)},
+        amount=total if needed.amount and isinstance(total, int) else None,
+        currency=currency if needed.amount and isinstance(currency, str) and currency else None,
+    )
+
+
 # A sink: the memo and line descriptions are printed on the invoice the customer is emailed. A draft moves
 # no money (risk low); its amount is the sum of the lines. Without `currency` the invoice takes the
 # customer's, which the hub must resolve for a `currency` limit.
@@ -157,6 +188,7 @@ async def stripe_invoices_list(
     amount="items[].unit_amount*quantity",
     currency="currency",
     amount_unit="minor",
+    facts=_customer_currency_facts,
     label_fields={"financial": list(_FINANCIAL)},
 )
 async def stripe_invoices_create(
@@ -238,6 +270,7 @@ async def stripe_invoices_create(
     scopes=["payments.invoices.write"],
     labels=("financial",),
     resolved_resources=["customers"],
+    facts=_invoice_facts,
     sink=False,
     risk="high",
     amount_unit="minor",
@@ -260,6 +293,7 @@ async def stripe_invoices_finalize(client: StripeClient, invoice_id: InvoiceId) 
     scopes=["payments.invoices.write"],
     labels=("financial",),
     resolved_resources=["customers", "recipients_domain"],
+    facts=_invoice_facts,
     sink=True,
     risk="high",
     amount_unit="minor",

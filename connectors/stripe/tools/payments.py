@@ -7,7 +7,8 @@ from pydantic import BaseModel, Field
 
 from connectors.base import tool
 from connectors.stripe.client import StripeClient
-from connectors.stripe.tools._common import After, Limit, id_of, iso, next_cursor
+from connectors.stripe.tools._common import After, Limit, found, id_of, iso, next_cursor
+from scopes import CallFacts, FactsNeeded
 
 __all__ = [
     "Balance",
@@ -156,6 +157,28 @@ def _charge(obj: dict[str, Any]) -> Charge:
     )
 
 
+def _customer_facts(payment: dict[str, Any] | None) -> CallFacts:
+    """A payment's customer for `customers`; unknown for a payment without one or one Stripe does not have."""
+    customer = id_of((payment or {}).get("customer"))
+    return CallFacts(resources={"customers": [customer]}) if customer else CallFacts()
+
+
+async def _intent_facts(client: StripeClient, arguments: BaseModel, needed: FactsNeeded) -> CallFacts:
+    """The payment intent's customer."""
+    if "customers" not in needed.resources:
+        return CallFacts()
+    intent_id = arguments.model_dump()["payment_intent_id"]
+    return _customer_facts(await found(client, client.v1.payment_intents.retrieve, intent_id))
+
+
+async def _charge_facts(client: StripeClient, arguments: BaseModel, needed: FactsNeeded) -> CallFacts:
+    """The charge's customer."""
+    if "customers" not in needed.resources:
+        return CallFacts()
+    charge_id = arguments.model_dump()["charge_id"]
+    return _customer_facts(await found(client, client.v1.charges.retrieve, charge_id))
+
+
 def _page_params(limit: int, after: str | None, **filters: str | None) -> dict[str, Any]:
     params: dict[str, Any] = {"limit": limit, **{k: v for k, v in filters.items() if v}}
     if after:
@@ -190,6 +213,7 @@ async def stripe_payment_intents_list(
     scopes=["payments.charges.read"],
     labels=("financial",),
     resolved_resources=["customers"],
+    facts=_intent_facts,
     label_fields={"financial": list(_INTENT_AMOUNTS)},
 )
 async def stripe_payment_intents_get(client: StripeClient, payment_intent_id: PaymentIntentId) -> PaymentIntent:
@@ -232,6 +256,7 @@ async def stripe_charges_list(
     scopes=["payments.charges.read"],
     labels=("financial", "financial.card"),
     resolved_resources=["customers"],
+    facts=_charge_facts,
     label_fields={"financial": list(_CHARGE_AMOUNTS), "financial.card": ["card.brand", "card.last4"]},
 )
 async def stripe_charges_get(client: StripeClient, charge_id: ChargeId) -> Charge:

@@ -7,7 +7,8 @@ from pydantic import BaseModel, Field
 from connectors.base import tool
 from connectors.errors import ProviderRejected
 from connectors.stripe.client import StripeClient
-from connectors.stripe.tools._common import IdempotencyKey, id_of, iso, key_for
+from connectors.stripe.tools._common import IdempotencyKey, found, id_of, iso, key_for
+from scopes import CallFacts, FactsNeeded
 
 __all__ = ["Refund", "stripe_refunds_create"]
 
@@ -38,6 +39,38 @@ def _refund(obj: dict[str, Any]) -> Refund:
     )
 
 
+async def _refund_facts(client: StripeClient, arguments: BaseModel, needed: FactsNeeded) -> CallFacts:
+    """The refunded payment's customer; with `needed.amount`, its currency and, when no amount is given, what
+    a full refund returns: the charge's amount less what is already refunded. A payment intent refunds its
+    latest charge, read only for that amount. A payment without a customer leaves `customers` unknown."""
+    wants_customer = "customers" in needed.resources
+    args = arguments.model_dump()
+    intent_id, charge_id = args["payment_intent"], args["charge"]
+    if not (wants_customer or needed.amount) or (intent_id is None) == (charge_id is None):
+        return CallFacts()  # nothing asked, or arguments the tool refuses anyway
+    wants_remaining = needed.amount and args["amount"] is None
+    charge, payment = None, None
+    if intent_id:
+        payment = await found(client, client.v1.payment_intents.retrieve, intent_id)
+        latest = id_of(payment.get("latest_charge")) if payment else None
+        if wants_remaining and latest:
+            charge = await found(client, client.v1.charges.retrieve, latest)
+    else:
+        payment = charge = await found(client, client.v1.charges.retrieve, charge_id)
+    if payment is None:
+        return CallFacts()
+    customer = id_of(payment.get("customer"))
+    remaining = None
+    if charge is not None and wants_remaining:
+        remaining = int(charge.get("amount") or 0) - int(charge.get("amount_refunded") or 0)
+    currency = payment.get("currency") if needed.amount else None
+    return CallFacts(
+        resources={"customers": [customer]} if wants_customer and customer else {},
+        amount=remaining,
+        currency=currency if isinstance(currency, str) and currency else None,
+    )
+
+
 # Moves money out to the customer's payment method (a sink, risk high). The charge's customer and, for a
 # full refund, its refundable amount, and always its currency, are known only to Stripe: the hub resolves
 # them (CallFacts) for `customers`, `max_amount`, `currency` and approval conditions, or the call is refused.
@@ -45,6 +78,7 @@ def _refund(obj: dict[str, Any]) -> Refund:
     scopes=["payments.refunds.write"],
     labels=("financial",),
     resolved_resources=["customers"],
+    facts=_refund_facts,
     sink=True,
     risk="high",
     amount="amount",

@@ -1,0 +1,182 @@
+"""Cross-tool data flow and untrusted sessions, kept in the database so every replica sees them.
+
+`scopes.flow` decides; this module remembers. After a call, what the agent received leaves `CallEffects`:
+the fingerprints of its sensitive values, and a mark on the session when the tool returned content written
+by outsiders. They are written in the same transaction as the call's audit record (hub.audit), so they are
+durable before the agent holds the result: no race lets an agent pass a value on before it is known.
+
+Before a sink (or a high-risk tool) runs, `FlowStore.context` cuts its arguments into candidates, looks
+their fingerprints up for this agent, and reads the session's mark: one database round trip, paid only by
+sinks and high-risk tools.
+
+Sessions: an MCP session, or the `X-Switchboard-Session` header on REST, is stored as a SHA-256 of its id.
+A call with neither belongs to the agent's window session `""`, whose mark lasts `untrusted_window`
+seconds; a named session's mark lasts `session_ttl`.
+"""
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from hub.db import Database, rows_changed
+from hub.models import FlowFingerprint, UntrustedSession, utcnow
+from hub.settings import Settings
+from scopes import FlowContext, FlowOrigin, SessionState, ToolPolicy, candidates
+from scopes.flow import SessionPolicy
+
+__all__ = ["CallEffects", "FlowStore", "session_key", "write_effects"]
+
+WINDOW_SESSION = ""
+_LOOKUP_CHUNK = 500
+
+
+def session_key(session_id: str | None) -> str:
+    """The stored form of a session id: its SHA-256, or the window session when there is none."""
+    return hashlib.sha256(session_id.encode()).hexdigest() if session_id else WINDOW_SESSION
+
+
+@dataclass(frozen=True, slots=True)
+class CallEffects:
+    """What one call leaves for later decisions about the same agent."""
+
+    agent_id: int
+    tool: str
+    connection: str | None
+    # fingerprint → label, of every sensitive value the agent received (scopes.fingerprint_result).
+    fingerprints: Mapping[str, str]
+    # The session this call marked untrusted, when its tool returned untrusted content.
+    untrusted_session: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.fingerprints) or self.untrusted_session is not None
+
+
+def write_effects(connection: Connection, effects: Sequence[CallEffects]) -> None:
+    """Upsert the fingerprints and session marks of a batch of calls (inside the audit transaction)."""
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    now = utcnow()
+    prints: dict[tuple[int, str, str], dict[str, Any]] = {}
+    marks: dict[tuple[int, str], dict[str, Any]] = {}
+    for effect in effects:
+        for digest, label in effect.fingerprints.items():
+            prints[(effect.agent_id, digest, label)] = {
+                "agent_id": effect.agent_id,
+                "fingerprint": digest,
+                "label": label,
+                "tool": effect.tool,
+                "connection": effect.connection,
+                "seen_at": now,
+            }
+        if effect.untrusted_session is not None:
+            marks[(effect.agent_id, effect.untrusted_session)] = {
+                "agent_id": effect.agent_id,
+                "session": effect.untrusted_session,
+                "source_tool": effect.tool,
+                "marked_at": now,
+            }
+    if prints:
+        # Sorted, so two replicas upserting overlapping batches take row locks in one order (no deadlock).
+        rows = [prints[k] for k in sorted(prints)]
+        statement = insert(FlowFingerprint).values(rows)
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["agent_id", "fingerprint", "label"],
+                set_={
+                    "tool": statement.excluded.tool,
+                    "connection": statement.excluded.connection,
+                    "seen_at": statement.excluded.seen_at,
+                },
+            )
+        )
+    if marks:
+        statement = insert(UntrustedSession).values([marks[k] for k in sorted(marks)])
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["agent_id", "session"],
+                set_={"source_tool": statement.excluded.source_tool, "marked_at": statement.excluded.marked_at},
+            )
+        )
+
+
+class FlowStore:
+    def __init__(self, db: Database, settings: Settings, key: bytes) -> None:
+        self._db = db
+        self._key = key
+        self._retention = timedelta(seconds=settings.flow_retention)
+        self._window = timedelta(seconds=settings.untrusted_window)
+        self._session_ttl = timedelta(seconds=settings.session_ttl)
+
+    @property
+    def key(self) -> bytes:
+        return self._key
+
+    async def context(
+        self,
+        *,
+        agent_id: int,
+        rules: Sequence[tuple[str, str]],
+        untrusted_policy: SessionPolicy,
+        session: str,
+        policy: ToolPolicy,
+        arguments: Mapping[str, Any],
+    ) -> tuple[FlowContext | None, SessionState | None]:
+        """What `decide` needs for a sink or high-risk tool: the agent's fingerprints found in the arguments,
+        and whether the session is untrusted. (None, None) for other tools, without touching the database."""
+        if not (policy.sink or policy.risk == "high"):
+            return None, None
+        digests = list(candidates(arguments, self._key)) if policy.sink else []
+        now = utcnow()
+
+        def load(s: Session) -> tuple[dict[str, FlowOrigin], str | None]:
+            found: dict[str, FlowOrigin] = {}
+            for start in range(0, len(digests), _LOOKUP_CHUNK):
+                chunk = digests[start : start + _LOOKUP_CHUNK]
+                rows = s.execute(
+                    select(FlowFingerprint.fingerprint, FlowFingerprint.label)
+                    .add_columns(FlowFingerprint.tool, FlowFingerprint.connection)
+                    .where(
+                        FlowFingerprint.agent_id == agent_id,
+                        FlowFingerprint.fingerprint.in_(chunk),
+                        FlowFingerprint.seen_at >= now - self._retention,
+                    )
+                    .order_by(FlowFingerprint.label)
+                )
+                for digest, label, tool, connection in rows:
+                    found.setdefault(digest, FlowOrigin(label, tool, connection))
+            lasts = self._window if session == WINDOW_SESSION else self._session_ttl
+            source = s.scalar(
+                select(UntrustedSession.source_tool).where(
+                    UntrustedSession.agent_id == agent_id,
+                    UntrustedSession.session == session,
+                    UntrustedSession.marked_at >= now - lasts,
+                )
+            )
+            return found, source
+
+        found, source = await self._db.run(load)
+        flow = FlowContext(found, self._key, rules) if policy.sink else None
+        return flow, SessionState(untrusted=source is not None, policy=untrusted_policy, source=source)
+
+    async def purge(self) -> int:
+        """Forget fingerprints past their retention and session marks past their lifetime."""
+        now = utcnow()
+
+        def purge(s: Session) -> int:
+            gone = rows_changed(s, delete(FlowFingerprint).where(FlowFingerprint.seen_at < now - self._retention))
+            s.execute(
+                delete(UntrustedSession).where(UntrustedSession.marked_at < now - max(self._window, self._session_ttl))
+            )
+            s.execute(
+                delete(UntrustedSession).where(
+                    UntrustedSession.session == WINDOW_SESSION, UntrustedSession.marked_at < now - self._window
+                )
+            )
+            return gone
+
+        return await self._db.run(purge)
