@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -21,9 +21,11 @@ __all__ = [
     "FlowRule",
     "Grant",
     "HubMeta",
+    "ModelPrice",
     "OAuthState",
     "RateCount",
     "UntrustedSession",
+    "UsageReport",
     "utcnow",
 ]
 
@@ -66,6 +68,11 @@ class Agent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
+    # The roster: what the agent is for, who answers for it, the model and runtime it runs on (free text).
+    role: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    owner: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    model: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    runtime: Mapped[str] = mapped_column(String(200), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     disabled_at: Mapped[datetime | None]
     # In a session that read untrusted content, sinks and high-risk tools: "approve" (wait for a human) or "refuse".
@@ -155,7 +162,7 @@ class AuditRecord(Base):
     """One tool call, allowed or denied. `hash` chains each record to the one before (`seq` order)."""
 
     __tablename__ = "audit_records"
-    __table_args__ = (Index("ix_audit_agent_seq", "agent_name", "seq"),)
+    __table_args__ = (Index("ix_audit_agent_seq", "agent_name", "seq"), Index("ix_audit_ts", "ts"))
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     call_id: Mapped[str] = mapped_column(String(36), unique=True)
     ts: Mapped[datetime]
@@ -252,3 +259,26 @@ class Approval(Base):
     run_call_id: Mapped[str | None] = mapped_column(String(36))
     result_enc: Mapped[str | None] = mapped_column(Text)
     problem: Mapped[dict[str, Any] | None]
+
+
+class UsageReport(Base):
+    """Model tokens a runtime reported for one of its agent's turns (`POST /v1/usage`)."""
+
+    __tablename__ = "usage_reports"
+    __table_args__ = (Index("ix_usage_reports_agent_ts", "agent_id", "ts"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    ts: Mapped[datetime] = mapped_column(default=utcnow)
+    model: Mapped[str] = mapped_column(String(100))
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+
+
+class ModelPrice(Base):
+    """What a model costs, per million input and output tokens, as the admin entered it."""
+
+    __tablename__ = "model_prices"
+    model: Mapped[str] = mapped_column(String(100), primary_key=True)
+    input_per_mtok: Mapped[float] = mapped_column(Float)
+    output_per_mtok: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,4 +1,5 @@
 """The admin page at /admin/: sign-in by one-time link, connections, agents with keys and grants, audit.
+Approvals, flow rules, untrusted-session policy and Explain are in hub.admin.policy_pages, on this router.
 
 Server-rendered with Jinja2; htmx swaps one section at a time, and every form still works as a plain
 POST without JavaScript (Post/Redirect/Get, except where a new key must be shown once). Unsafe requests
@@ -7,23 +8,23 @@ hub.api.deps.current_admin checks before any handler runs. Changes go through th
 functions as /admin/api, followed by `hub.changed()`.
 """
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from sqlalchemy.orm import Session
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
 from hub import agents as agent_service
-from hub.admin.rendering import STATIC, FormError, PageRoute, html, is_htmx, render
-from hub.admin.views import load_dashboard, provider_choices
-from hub.admin_auth import SESSION_COOKIE, csrf_token, end_session, redeem_login
-from hub.api.deps import AdminDep, HubDep
+from hub.admin import policy_pages
+from hub.admin.answers import DONE, SessionToken, failed, json_object, show, succeeded
+from hub.admin.rendering import STATIC, PageRoute, html, is_htmx
+from hub.admin_auth import SESSION_COOKIE, end_session, redeem_login
+from hub.api.deps import HubDep
 from hub.connections import connect_with_api_key, list_connections
-from hub.errors import InvalidArguments, NotFound, SwitchboardError, Unauthenticated
+from hub.errors import InvalidArguments, NotFound, SwitchboardError
 from hub.models import Grant, utcnow
 from hub.runtime import Hub
 from hub.schemas import ConnectionRead
@@ -32,95 +33,15 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/admin", route_class=PageRoute, include_in_schema=False)
 
-_SECTIONS = ("connections", "agents", "audit")
+_SECTIONS = ("connections", "agents", "approvals", "audit")
 _MAX_CONSTRAINTS = 20_000
 _MAX_API_KEY = 1_000
-# After a plain (non-htmx) POST the browser is redirected with one of these codes; a fixed set, so a
-# crafted link cannot make the page say something the hub did not. Each names the section it concerns.
-_DONE = {
-    "connection-revoked": ("connections", "Connection revoked: its tokens are gone and its grants stop working."),
-    "key-revoked": ("agents", "Key revoked: it stopped working at once."),
-    "agent-disabled": ("agents", "Agent disabled: all its keys stopped working."),
-    "granted": ("agents", "Grant saved: the agent sees the scope's tools on its next request."),
-    "grant-revoked": ("agents", "Grant revoked: its tools are gone from the agent's next request."),
-}
 
 
 @dataclass(frozen=True, slots=True)
 class _NewKey:
     agent: str
     key: str
-
-
-async def _signed_in(admin: AdminDep) -> str:
-    """The page session token: pages need one, because their CSRF token is bound to it."""
-    if admin.via != "session" or admin.session_token is None:
-        raise Unauthenticated("sign in with a link from `switchboard admin link`")
-    return admin.session_token
-
-
-SessionToken = Annotated[str, Depends(_signed_in)]
-
-
-async def _show(
-    request: Request,
-    hub: Hub,
-    session_token: str,
-    *,
-    section: str | None,
-    status: int = 200,
-    also: tuple[str, ...] = (),
-    **context: Any,
-) -> Response:
-    """The whole page, or for htmx just `section` (plus `also`, swapped out of band)."""
-    page: dict[str, Any] = {
-        "csrf": csrf_token(hub.secret_key, session_token),
-        "data": await hub.db.run(load_dashboard),
-        "providers": provider_choices(hub.providers),
-        "notice": None,
-        "error": None,
-        "form": {},
-        "new_key": None,
-        "connected": None,
-        "oob": False,
-        **context,
-    }
-    if section is None or not is_htmx(request):
-        return html("dashboard.html", status, **page)
-    body = render(f"_{section}.html", **page)
-    body += "".join(render(f"_{extra}.html", **{**page, "oob": True}) for extra in also)
-    return HTMLResponse(body, status_code=status)
-
-
-async def _failed(
-    request: Request,
-    hub: Hub,
-    session_token: str,
-    exc: SwitchboardError,
-    *,
-    section: str,
-    form_id: str,
-    field: str | None = None,
-    form: dict[str, Any] | None = None,
-) -> Response:
-    """The section again, with the service's message beside the form, and the service's 4xx status."""
-    return await _show(
-        request,
-        hub,
-        session_token,
-        section=section,
-        status=exc.status,
-        error=FormError(form_id, exc.detail, field),
-        form=form or {},
-    )
-
-
-async def _succeeded(
-    request: Request, hub: Hub, session_token: str, *, section: str, done: str, also: tuple[str, ...] = ()
-) -> Response:
-    if is_htmx(request):
-        return await _show(request, hub, session_token, section=section, notice=_DONE[done], also=also)
-    return RedirectResponse(f"/admin/?done={done}#{section}", status_code=303)
 
 
 def _secure_cookie(hub: Hub) -> bool:
@@ -134,7 +55,7 @@ def _secure_cookie(hub: Hub) -> bool:
 async def dashboard(
     request: Request, hub: HubDep, session_token: SessionToken, connected: str | None = None, done: str = ""
 ) -> Response:
-    return await _show(request, hub, session_token, section=None, notice=_DONE.get(done), connected=connected)
+    return await show(request, hub, session_token, section=None, notice=DONE.get(done), connected=connected)
 
 
 @router.get("/login")
@@ -203,7 +124,7 @@ async def connect(
         url = await hub.oauth.begin(provider=provider, name=name.strip(), scopes=scopes)
     except SwitchboardError as exc:
         form = {"provider": provider, "name": name, "scopes": picked}
-        return await _failed(request, hub, session_token, exc, section="connections", form_id="connect-form", form=form)
+        return await failed(request, hub, session_token, exc, section="connections", form_id="connect-form", form=form)
     if is_htmx(request):
         return Response(status_code=204, headers={"HX-Redirect": url})
     return RedirectResponse(url, status_code=303)
@@ -232,11 +153,11 @@ async def connect_api_key(
         )
     except SwitchboardError as exc:
         form = {"provider": provider, "name": name, "scopes": picked}  # never the key
-        return await _failed(request, hub, session_token, exc, section="connections", form_id="apikey-form", form=form)
+        return await failed(request, hub, session_token, exc, section="connections", form_id="apikey-form", form=form)
     await hub.changed()
     if is_htmx(request):
         # The grant form lists connections too, so the agents section is refreshed alongside.
-        return await _show(
+        return await show(
             request, hub, session_token, section="connections", status=201, connected=name, also=("agents",)
         )
     return RedirectResponse(f"/admin/?connected={quote(name)}#connections", status_code=303)
@@ -248,9 +169,9 @@ async def revoke(request: Request, name: str, hub: HubDep, session_token: Sessio
         # Revoked at the provider too where it offers an endpoint, as /admin/api does; then forgotten here.
         await hub.revoke_connection(name)
     except SwitchboardError as exc:
-        return await _failed(request, hub, session_token, exc, section="connections", form_id="connections")
+        return await failed(request, hub, session_token, exc, section="connections", form_id="connections")
     # The grant form lists connections too, so the agents section is refreshed alongside.
-    return await _succeeded(
+    return await succeeded(
         request, hub, session_token, section="connections", done="connection-revoked", also=("agents",)
     )
 
@@ -271,10 +192,10 @@ async def create_agent(
         key = await hub.db.run(lambda s: agent_service.create_agent(s, name=name, description=description.strip())[1])
     except SwitchboardError as exc:
         form = {"name": name, "description": description}
-        return await _failed(request, hub, session_token, exc, section="agents", form_id="create-agent", form=form)
+        return await failed(request, hub, session_token, exc, section="agents", form_id="create-agent", form=form)
     await hub.changed()
     # Rendered, not redirected: the key exists only in this response and is never retrievable again.
-    return await _show(request, hub, session_token, section="agents", status=201, new_key=_NewKey(name, key))
+    return await show(request, hub, session_token, section="agents", status=201, new_key=_NewKey(name, key))
 
 
 def _agent_form(name: str, exc: SwitchboardError) -> str:
@@ -309,9 +230,9 @@ async def create_key(
             lambda s: agent_service.create_key(s, agent=agent_service.get_agent(s, name=name), expires_at=expires_at)
         )
     except SwitchboardError as exc:
-        return await _failed(request, hub, session_token, exc, section="agents", form_id=_agent_form(name, exc))
+        return await failed(request, hub, session_token, exc, section="agents", form_id=_agent_form(name, exc))
     await hub.changed()
-    return await _show(request, hub, session_token, section="agents", status=201, new_key=_NewKey(name, key))
+    return await show(request, hub, session_token, section="agents", status=201, new_key=_NewKey(name, key))
 
 
 @router.post("/agents/{name}/keys/{key_id}/revoke")
@@ -321,9 +242,9 @@ async def revoke_key(request: Request, name: str, key_id: int, hub: HubDep, sess
             lambda s: agent_service.revoke_key(s, agent=agent_service.get_agent(s, name=name), key_id=key_id)
         )
     except SwitchboardError as exc:
-        return await _failed(request, hub, session_token, exc, section="agents", form_id=_agent_form(name, exc))
+        return await failed(request, hub, session_token, exc, section="agents", form_id=_agent_form(name, exc))
     await hub.changed()
-    return await _succeeded(request, hub, session_token, section="agents", done="key-revoked")
+    return await succeeded(request, hub, session_token, section="agents", done="key-revoked")
 
 
 @router.post("/agents/{name}/disable")
@@ -331,35 +252,16 @@ async def disable_agent(request: Request, name: str, hub: HubDep, session_token:
     try:
         await hub.db.run(lambda s: agent_service.disable_agent(s, agent=agent_service.get_agent(s, name=name)))
     except SwitchboardError as exc:
-        return await _failed(request, hub, session_token, exc, section="agents", form_id=_agent_form(name, exc))
+        return await failed(request, hub, session_token, exc, section="agents", form_id=_agent_form(name, exc))
     await hub.changed()
-    return await _succeeded(request, hub, session_token, section="agents", done="agent-disabled")
+    return await succeeded(request, hub, session_token, section="agents", done="agent-disabled")
 
 
 # --- grants --------------------------------------------------------------------------------------------
 
 
-def _reject_constant(name: str) -> None:
-    # NaN and Infinity are not JSON; PostgreSQL would refuse to store them.
-    raise ValueError(f"{name} is not allowed in JSON")
-
-
 def _constraints(text: str) -> dict[str, Any]:
-    if not text.strip():
-        return {}
-    if len(text) > _MAX_CONSTRAINTS:
-        raise InvalidArguments(f"constraints are limited to {_MAX_CONSTRAINTS} characters")
-    try:
-        value = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise InvalidArguments(
-            f"constraints are not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-        ) from None
-    except (ValueError, RecursionError) as exc:
-        raise InvalidArguments(f"constraints are not valid JSON: {str(exc)[:100]}") from None
-    if not isinstance(value, dict):
-        raise InvalidArguments('constraints must be a JSON object, like {"max_results": 50}')
-    return value
+    return json_object(text, what="constraints", example='{"max_results": 50}', limit=_MAX_CONSTRAINTS)
 
 
 @router.post("/grants")
@@ -376,7 +278,7 @@ async def add_grant(
     try:
         parsed = _constraints(constraints)
     except InvalidArguments as exc:
-        return await _failed(
+        return await failed(
             request, hub, session_token, exc, section="agents", form_id="grant-form", field="constraints", form=form
         )
 
@@ -392,9 +294,9 @@ async def add_grant(
     try:
         await hub.db.run(grant)
     except SwitchboardError as exc:
-        return await _failed(request, hub, session_token, exc, section="agents", form_id="grant-form", form=form)
+        return await failed(request, hub, session_token, exc, section="agents", form_id="grant-form", form=form)
     await hub.changed()
-    return await _succeeded(request, hub, session_token, section="agents", done="granted")
+    return await succeeded(request, hub, session_token, section="agents", done="granted")
 
 
 @router.post("/grants/{grant_id}/revoke")
@@ -408,9 +310,9 @@ async def revoke_grant(request: Request, grant_id: int, hub: HubDep, session_tok
     try:
         await hub.db.run(remove)
     except SwitchboardError as exc:
-        return await _failed(request, hub, session_token, exc, section="agents", form_id="agents")
+        return await failed(request, hub, session_token, exc, section="agents", form_id="agents")
     await hub.changed()
-    return await _succeeded(request, hub, session_token, section="agents", done="grant-revoked")
+    return await succeeded(request, hub, session_token, section="agents", done="grant-revoked")
 
 
 # --- fragments and assets ------------------------------------------------------------------------------
@@ -418,12 +320,12 @@ async def revoke_grant(request: Request, grant_id: int, hub: HubDep, session_tok
 
 @router.get("/sections/{name}")
 async def section(request: Request, name: str, hub: HubDep, session_token: SessionToken) -> Response:
-    """One section alone, for htmx to refresh (the audit log's Refresh button)."""
+    """One section alone, for htmx to refresh (the Refresh buttons of approvals and the audit log)."""
     if name not in _SECTIONS:
         raise NotFound(f"no section {name!r}")
     if not is_htmx(request):
         return RedirectResponse(f"/admin/#{name}", status_code=303)
-    return await _show(request, hub, session_token, section=name)
+    return await show(request, hub, session_token, section=name)
 
 
 @router.get("/grant-scopes")
@@ -443,3 +345,6 @@ async def static(name: str) -> Response:
     return Response(
         asset.body, media_type=asset.media_type, headers={"Cache-Control": "public, max-age=31536000, immutable"}
     )
+
+
+router.include_router(policy_pages.router)

@@ -84,9 +84,9 @@ def _asset_url(name: str) -> str:
     return f"/admin/static/{name}?v={STATIC[name].version}"
 
 
-def _pretty_json(value: Any) -> str:
+def _pretty_json(value: Any, indent: int | None = None) -> str:
     # A plain str, not Markup: autoescaping still applies to whatever the constraints contain.
-    return json.dumps(value, indent=None, sort_keys=True, ensure_ascii=False)
+    return json.dumps(value, indent=indent, sort_keys=True, ensure_ascii=False)
 
 
 _ENV = Environment(

@@ -6,16 +6,25 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from connectors import CONNECTORS
+from connectors import CONNECTORS, TOOLS
 from connectors.base import Manifest
+from hub import approvals
+from hub.approvals import ApprovalView
 from hub.audit import latest
 from hub.connections import API_KEY_GRANT, list_connections
 from hub.models import Agent, Grant
 from hub.providers import ProviderEndpoints
 from hub.schemas import AgentRead, ConnectionRead
+from hub.vault import Vault
+from scopes import LABELS, SENSITIVE_LABELS
 
 __all__ = [
     "AUDIT_ROWS",
+    "DECIDED_ROWS",
+    "EXPLAIN_TOOLS",
+    "FLOW_LABELS",
+    "FLOW_TARGETS",
+    "Choice",
     "Dashboard",
     "ProviderChoice",
     "ProviderScopes",
@@ -25,7 +34,7 @@ __all__ = [
 ]
 
 AUDIT_ROWS = 50
-# What hub.connections.connect_with_api_key records as a connection's granted scopes: it asked for none.
+DECIDED_ROWS = 10  # the approvals section's short history of decided calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +92,57 @@ def provider_scopes(connection: ConnectionRead) -> ProviderScopes:
 
 
 @dataclass(frozen=True, slots=True)
+class Choice:
+    """One option of a select: its value, and what it is, for the option's text."""
+
+    value: str
+    text: str
+
+
+def _flow_labels() -> tuple[Choice, ...]:
+    # What hub.agents.add_flow_rule accepts: a traced label, or a namespace above some (`pii`).
+    namespaces = sorted({label.partition(".")[0] for label in SENSITIVE_LABELS if "." in label})
+    covered = {n: sorted(label for label in SENSITIVE_LABELS if label.startswith(f"{n}.")) for n in namespaces}
+    choices = [Choice(n, f"{n} — all of {', '.join(covered[n])}") for n in namespaces if n not in SENSITIVE_LABELS]
+    choices += [Choice(label, f"{label} — {LABELS[label]}") for label in SENSITIVE_LABELS]
+    return tuple(sorted(choices, key=lambda c: c.value))  # a namespace just above the labels it covers
+
+
+def _flow_targets() -> tuple[tuple[str, tuple[Choice, ...]], ...]:
+    # What hub.agents.add_flow_rule accepts: a sink tool, or a scope sink tools need (then all of them).
+    sinks = sorted((t for t in TOOLS.values() if t.policy.sink), key=lambda t: t.name)
+    scopes = sorted({scope for t in sinks for scope in t.scopes})
+    return (
+        ("Sink tools", tuple(Choice(t.name, t.name) for t in sinks)),
+        (
+            "Scopes (every sink tool needing it)",
+            tuple(Choice(s, f"{s} — {', '.join(t.name for t in sinks if s in t.scopes)}") for s in scopes),
+        ),
+    )
+
+
+def _explain_tools() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    providers = sorted({t.provider for t in TOOLS.values()})
+    return tuple(
+        (CONNECTORS[p].manifest.display_name, tuple(sorted(t.name for t in TOOLS.values() if t.provider == p)))
+        for p in providers
+    )
+
+
+# Fixed at import, like the tool catalogue they are drawn from.
+FLOW_LABELS = _flow_labels()
+FLOW_TARGETS = _flow_targets()
+EXPLAIN_TOOLS = _explain_tools()
+
+
+@dataclass(frozen=True, slots=True)
 class Dashboard:
     connections: list[ConnectionRead]
     agents: list[AgentRead]
     audit: list[dict[str, Any]]
+    pending: list[ApprovalView]  # calls waiting for a human, newest first
+    pending_count: int  # all of them, where `pending` may be cut short
+    decided: list[ApprovalView]  # the latest calls no longer pending
 
     @property
     def grantable(self) -> list[ConnectionRead]:
@@ -103,17 +159,40 @@ class Dashboard:
     def scopes(self, connection: ConnectionRead) -> ProviderScopes:
         return provider_scopes(connection)
 
+    @property
+    def flow_labels(self) -> tuple[Choice, ...]:
+        return FLOW_LABELS
 
-def load_dashboard(session: Session) -> Dashboard:
+    @property
+    def flow_targets(self) -> tuple[tuple[str, tuple[Choice, ...]], ...]:
+        return FLOW_TARGETS
+
+    @property
+    def tools(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """Every tool, by provider (display name first), for the Explain form."""
+        return EXPLAIN_TOOLS
+
+
+def load_dashboard(session: Session, vault: Vault) -> Dashboard:
     agents = session.scalars(
         select(Agent)
-        .options(selectinload(Agent.keys), selectinload(Agent.grants).selectinload(Grant.connection))
+        .options(
+            selectinload(Agent.keys),
+            selectinload(Agent.grants).selectinload(Grant.connection),
+            selectinload(Agent.flow_rules),
+        )
         .order_by(Agent.name)
     )
+    pending = approvals.listing(session, vault, status="pending")
+    # Newest first, pending ones among them: reading that many more rows leaves DECIDED_ROWS decided ones.
+    latest_calls = approvals.listing(session, vault, limit=len(pending) + DECIDED_ROWS)
     return Dashboard(
         connections=[ConnectionRead.of(c) for c in list_connections(session)],
         agents=[AgentRead.of(a) for a in agents],
         audit=latest(session, limit=AUDIT_ROWS),
+        pending=pending,
+        pending_count=approvals.pending_count(session),
+        decided=[a for a in latest_calls if a.status != "pending"][:DECIDED_ROWS],
     )
 
 
