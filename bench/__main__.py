@@ -1,6 +1,8 @@
 """`python -m bench`: tool calls through the hub, directly, and through a minimal proxy; prints the ratios.
 
-Every server is a real process on loopback; the load generator is a process of its own. Timings are
+Every server is a real process on loopback; the load generator is a process of its own. The same run
+measures what grant constraints cost: the same call by agents whose grants differ (`bench.grants`), and the
+pure policy functions in-process once the servers have stopped (`bench.policy_functions`). Timings are
 whatever this machine measured in this run: compare the ratios, not the absolute numbers.
 """
 
@@ -13,6 +15,8 @@ from pathlib import Path
 
 from bench import report
 from bench.databases import KINDS, database_url
+from bench.grants import CONSTRAINED, NORATE
+from bench.policy_functions import REPEATS, time_functions
 from bench.runner import Measurement, measure
 from bench.stack import Stack, running_stack
 
@@ -20,6 +24,7 @@ __all__ = ["main"]
 
 _DEFAULT_CALLS = {1: 2000}  # any higher concurrency: 5000
 _WARMUP_MAX = 200
+_GRANT_ONLY = (CONSTRAINED, NORATE)  # modes shown in the constraints section alone
 
 
 def _ints(raw: str) -> list[int]:
@@ -52,6 +57,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=30.0,
         help="stop any one run after this long, warm-up included (default 30)",
     )
+    parser.add_argument(
+        "--function-seconds",
+        type=float,
+        default=0.2,
+        help=f"time each policy function this long per repeat, best of {REPEATS} (default 0.2)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write every measurement here")
     args = parser.parse_args(argv)
     if args.calls is None:
@@ -78,14 +89,14 @@ def _errors(measurements: list[Measurement]) -> list[str]:
 
 
 def _measure_all(args: argparse.Namespace, stack: Stack) -> list[Measurement]:
-    # Modes interleave within each level, so a slow spell on a shared machine touches all three alike.
+    # Modes interleave within each level, so a slow spell on a shared machine touches them all alike.
     measurements = []
     for concurrency, calls in zip(args.concurrency, args.calls, strict=True):
         for target in stack.targets:
             warmup = _warmup(calls, concurrency)
             m = measure(target, concurrency=concurrency, calls=calls, warmup=warmup, max_seconds=args.max_seconds)
             measurements.append(m)
-            print(f"  {m.mode:<6} c={concurrency:<3} {m.ok} calls in {m.seconds:.1f} s", flush=True)
+            print(f"  {m.mode:<18} c={concurrency:<3} {m.ok} calls in {m.seconds:.1f} s", flush=True)
     if any(m.errors for m in measurements):
         print(stack.log_tails())
     return measurements
@@ -101,13 +112,18 @@ def main(argv: list[str] | None = None) -> int:
         running_stack(Path(tmp), url) as stack,
     ):
         measurements = _measure_all(args, stack)
-    print(f"\n{report.table(measurements)}\n\n{report.ratios(measurements)}")
+        agents = stack.grants
+    timings = time_functions(args.function_seconds)
+    baselines = [m for m in measurements if m.mode not in _GRANT_ONLY]
+    print(f"\n{report.table(baselines)}\n\n{report.ratios(baselines)}")
+    print(f"\n{report.grants(measurements, agents)}\n\n{report.functions(timings)}")
     errors = _errors(measurements)
     if errors:
         print("\nerrors:\n" + "\n".join(errors))
     print(f"\n{time.monotonic() - started:.0f} s in all")
     if args.json is not None:
-        args.json.write_text(json.dumps([m.as_dict() for m in measurements], indent=2))
+        written = {"runs": [m.as_dict() for m in measurements], "policy_functions": [t.as_dict() for t in timings]}
+        args.json.write_text(json.dumps(written, indent=2))
     return 1 if errors else 0
 
 

@@ -1,12 +1,16 @@
-"""The printed result: the machine, one table of mode x concurrency, and the hub's ratios to each baseline."""
+"""The printed result: the machine, one table of mode x concurrency, the hub's ratios to each baseline, and
+what grant constraints cost: the hub's rows per grant, their ratios to the plain grant, the policy functions."""
 
 import os
 import platform
 from collections.abc import Sequence
 
+from bench.grants import CONSTRAINED, NORATE, PLAIN, SCOPE, AgentGrant, describe
+from bench.policy_functions import Timing
 from bench.runner import Measurement
+from bench.upstream import TOOL
 
-__all__ = ["machine", "ratios", "table"]
+__all__ = ["functions", "grants", "machine", "ratios", "table"]
 
 _COLUMNS = (
     ("mode", "<6"),
@@ -48,9 +52,13 @@ def _cell(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _header(columns: Sequence[tuple[str, str]]) -> list[str]:
+    header = "  ".join(f"{name:{align}}" for name, align in columns)
+    return [header, "-" * len(header)]
+
+
 def table(measurements: Sequence[Measurement]) -> str:
-    header = "  ".join(f"{name:{align}}" for name, align in _COLUMNS)
-    lines = [header, "-" * len(header)]
+    lines = _header(_COLUMNS)
     for m in measurements:
         cells = (
             m.mode,
@@ -107,4 +115,82 @@ def ratios(measurements: Sequence[Measurement]) -> str:
         if proxy is not None:
             cpu = _ratio(hub.cpu_ms_per_call("hop", "database"), proxy.cpu_ms_per_call("hop"))
             lines.append(f"  hub/proxy   {_latency_and_throughput(hub, proxy)}  hop CPU {cpu} ({hub_side} vs proxy)")
+    return "\n".join(lines)
+
+
+_GRANT_COLUMNS = (
+    ("mode", "<18"),
+    ("conc", ">4"),
+    ("calls", ">6"),
+    ("errors", ">6"),
+    ("p50 ms", ">7"),
+    ("p99 ms", ">7"),
+    ("calls/s", ">8"),
+    ("hub CPU ms/call", ">15"),
+)
+
+
+def _hub_cpu_us(m: Measurement) -> float | None:
+    ms = m.cpu_ms_per_call("hop", "database")
+    return None if ms is None else ms * 1000
+
+
+def _over(m: Measurement, base: Measurement) -> str:
+    cpu, base_cpu = _hub_cpu_us(m), _hub_cpu_us(base)
+    extra = "" if cpu is None or base_cpu is None else f" ({cpu - base_cpu:+.0f} µs)"
+    return (
+        f"hub CPU {_ratio(cpu, base_cpu)}{extra}  p50 {_ratio(m.p50_ms, base.p50_ms)}"
+        f"  p99 {_ratio(m.p99_ms, base.p99_ms)}  throughput {_ratio(m.calls_per_second, base.calls_per_second)}"
+    )
+
+
+def _agent(grant: AgentGrant) -> str:
+    return "" if grant.agent == grant.mode else f" (agent {grant.agent})"
+
+
+def grants(measurements: Sequence[Measurement], agents: Sequence[AgentGrant]) -> str:
+    """The hub's rows for each grant, and each constrained grant over the plain one, per concurrency."""
+    modes = [a.mode for a in agents]
+    rows = [m for m in measurements if m.mode in modes]
+    if not rows:
+        return ""
+    hub_side = "the hub and its PostgreSQL backends" if "database" in rows[0].cpu_seconds else "the hub"
+    lines = [
+        f"what grant constraints cost: one hub, the same {TOOL} call, by agents whose {SCOPE} grants differ",
+        *(f"  {a.mode:<18} {describe(a.constraints)}{_agent(a)}" for a in agents),
+        f"  ({TOOL} has no page size: max_results is checked and passes, it clamps nothing)",
+        "",
+        *_header(_GRANT_COLUMNS),
+    ]
+    for m in sorted(rows, key=lambda m: (m.concurrency, modes.index(m.mode))):
+        hub_cpu = m.cpu_ms_per_call("hop", "database")
+        cells = (m.mode, m.concurrency, m.ok, sum(m.errors.values()), _cell(m.p50_ms), _cell(m.p99_ms))
+        cells += (f"{m.calls_per_second:.0f}", _cell(hub_cpu))
+        lines.append("  ".join(f"{cell:{align}}" for cell, (_, align) in zip(cells, _GRANT_COLUMNS, strict=True)))
+        if m.issued < m.requested:
+            lines.append(f"    ^ stopped at the time limit after {m.issued} of {m.requested} calls")
+    lines.append(f"hub CPU = {hub_side} (hop + db in the first table); (+N µs) = the difference in hub CPU per call")
+    by_key = {(m.mode, m.concurrency): m for m in rows}
+    pairs = (
+        (f"{CONSTRAINED}/plain", CONSTRAINED, PLAIN),
+        (f"{NORATE}/plain", NORATE, PLAIN),
+        (f"rate alone: {CONSTRAINED}/{NORATE}", CONSTRAINED, NORATE),
+    )
+    for concurrency in sorted({m.concurrency for m in rows}):
+        lines.append(f"constraint ratios at c={concurrency} (measured in this run)")
+        for label, mode, base in pairs:
+            over, under = by_key.get((mode, concurrency)), by_key.get((base, concurrency))
+            if over is not None and under is not None:
+                lines.append(f"  {label:<43} {_over(over, under)}")
+    return "\n".join(lines)
+
+
+def functions(timings: Sequence[Timing]) -> str:
+    """µs per call of each policy function, in-process, best of the repeats."""
+    if not timings:
+        return ""
+    width = max(len(t.name) for t in timings)
+    repeats = timings[0].repeats
+    lines = [f"policy functions, in-process (µs per call, best of {repeats} repeats)"]
+    lines += [f"  {t.name:<{width}}  {t.us_per_call:>9.1f} µs  ({t.calls_per_repeat} calls a repeat)" for t in timings]
     return "\n".join(lines)

@@ -1,8 +1,9 @@
-"""The servers under test, as real processes on loopback, and the three ways to make the measured call.
+"""The servers under test, as real processes on loopback, and the ways to make the measured call.
 
 One HubSpot sandbox is the upstream of every mode. The hub is connected to it over the real OAuth flow
-and an agent is granted crm.contacts.read; "direct" reuses the access token the sandbox issued to the hub;
-the proxy forwards with that same token. Every mode reads the same contact.
+and agents are granted crm.contacts.read (`bench.grants`: `hub` without constraints, the policy modes with);
+"direct" reuses the access token the sandbox issued to the hub; the proxy forwards with that same token.
+Every mode reads the same contact.
 """
 
 import os
@@ -16,13 +17,14 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
+from bench.grants import SCOPE, AgentGrant, agent_grants
 from bench.processes import Server, free_port
 from bench.upstream import TOOL, contact_path
 from hub.demo import approve_consent
 
 __all__ = ["Stack", "Target", "running_stack"]
 
-_CONNECTION, _AGENT, _SCOPE = "bench-hubspot", "bench-agent", "crm.contacts.read"
+_CONNECTION = "bench-hubspot"
 
 
 @dataclass(frozen=True)
@@ -36,12 +38,14 @@ class Target:
     body: str | None
     pids: dict[str, int]
     postgres_database: str | None = None
+    redacts: bool = False  # the agent's grant masks PII: the probe checks that it did
 
 
 @dataclass(frozen=True)
 class Stack:
     targets: list[Target]
     servers: list[Server]
+    grants: list[AgentGrant]
 
     def log_tails(self) -> str:
         return "\n".join(f"--- {s.name} log (tail) ---\n{s.log_tail()}" for s in self.servers)
@@ -85,22 +89,35 @@ def _start_hub(tmp: Path, database_url: str, sandbox: Server, client_id: str, cl
     return hub, admin_token
 
 
-def _connect_and_grant(hub: Server, admin_token: str) -> str:
-    """Connect the hub to the sandbox over OAuth and grant a new agent read access; returns its key."""
-    with httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=30) as admin:
-        start = admin.get("/connect/hubspot", params={"name": _CONNECTION, "scopes": _SCOPE})
+def _admin(hub: Server, admin_token: str) -> httpx.Client:
+    return httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=30)
+
+
+def _connect(hub: Server, admin_token: str) -> None:
+    """Connect the hub to the sandbox over OAuth."""
+    with _admin(hub, admin_token) as admin:
+        start = admin.get("/connect/hubspot", params={"name": _CONNECTION, "scopes": SCOPE})
         if start.status_code != 302:
             raise RuntimeError(f"/connect answered {start.status_code}: {start.text[:300]}")
         with httpx.Client(timeout=30) as browser:
             done = browser.get(approve_consent(browser, start.headers["location"]))
             if done.status_code >= 400:
                 raise RuntimeError(f"the OAuth callback answered {done.status_code}: {done.text[:300]}")
-        created = admin.post("/admin/api/agents", json={"name": _AGENT})
-        created.raise_for_status()
-        granted = admin.post("/admin/api/grants", json={"agent": _AGENT, "connection": _CONNECTION, "scope": _SCOPE})
-        granted.raise_for_status()
-        key: str = created.json()["key"]
-        return key
+
+
+def _create_agents(hub: Server, admin_token: str, grants: list[AgentGrant]) -> dict[str, str]:
+    """Create each agent with its grant through the admin API; returns mode -> the agent's key."""
+    keys = {}
+    with _admin(hub, admin_token) as admin:
+        for grant in grants:
+            created = admin.post("/admin/api/agents", json={"name": grant.agent})
+            created.raise_for_status()
+            body = {"agent": grant.agent, "connection": _CONNECTION, "scope": SCOPE, "constraints": grant.constraints}
+            granted = admin.post("/admin/api/grants", json=body)
+            if granted.status_code != 201:
+                raise RuntimeError(f"granting {grant.agent} answered {granted.status_code}: {granted.text[:300]}")
+            keys[grant.mode] = created.json()["key"]
+    return keys
 
 
 def _upstream_token_and_contact(sandbox: Server) -> tuple[str, str]:
@@ -123,10 +140,18 @@ def _postgres_database(database_url: str) -> str | None:
 
 
 def _targets(
-    sandbox: Server, proxy: Server, hub: Server, token: str, key: str, contact_id: str, database_url: str
+    sandbox: Server,
+    proxy: Server,
+    hub: Server,
+    token: str,
+    contact_id: str,
+    database_url: str,
+    grants: list[AgentGrant],
+    keys: dict[str, str],
 ) -> list[Target]:
     call = orjson.dumps({"arguments": {"contact_id": contact_id}}).decode()
     path = f"/v1/tools/{TOOL}/call"
+    hub_pids = {"hop": hub.pid, "upstream": sandbox.pid}
     return [
         Target(
             "direct",
@@ -137,14 +162,18 @@ def _targets(
             {"upstream": sandbox.pid},
         ),
         Target("proxy", "POST", proxy.url + path, {}, call, {"hop": proxy.pid, "upstream": sandbox.pid}),
-        Target(
-            "hub",
-            "POST",
-            hub.url + path,
-            {"Authorization": f"Bearer {key}"},
-            call,
-            {"hop": hub.pid, "upstream": sandbox.pid},
-            _postgres_database(database_url),
+        *(
+            Target(
+                grant.mode,
+                "POST",
+                hub.url + path,
+                {"Authorization": f"Bearer {keys[grant.mode]}"},
+                call,
+                hub_pids,
+                _postgres_database(database_url),
+                grant.redacts,
+            )
+            for grant in grants
         ),
     ]
 
@@ -157,6 +186,9 @@ def _probe(target: Target, contact_id: str) -> None:
     body = response.json()
     if body.get("result", body).get("id") != contact_id:
         raise RuntimeError(f"{target.mode} returned another object: {response.text[:300]}")
+    # A grant whose constraints did not apply would measure nothing: its PII must come back masked.
+    if target.redacts and "***@" not in str(body["result"].get("email")):
+        raise RuntimeError(f"{target.mode}'s grant masks emails, but this one is not: {response.text[:300]}")
 
 
 @contextmanager
@@ -167,17 +199,20 @@ def running_stack(tmp: Path, database_url: str) -> Iterator[Stack]:
         servers.append(sandbox)
         hub, admin_token = _start_hub(tmp, database_url, sandbox, client_id, client_secret)
         servers.append(hub)
-        key = _connect_and_grant(hub, admin_token)
+        _connect(hub, admin_token)
         token, contact_id = _upstream_token_and_contact(sandbox)
+        grants = agent_grants(contact_id)
+        keys = _create_agents(hub, admin_token, grants)
         proxy_env = {**_clean_env(), "BENCH_UPSTREAM": sandbox.url, "BENCH_UPSTREAM_TOKEN": token}
         proxy = _server("proxy", ["bench.proxy"], proxy_env, tmp)
         servers.append(proxy)
         proxy.start("/healthz")
-        stack = Stack(_targets(sandbox, proxy, hub, token, key, contact_id, database_url), servers)
+        targets = _targets(sandbox, proxy, hub, token, contact_id, database_url, grants, keys)
+        stack = Stack(targets, servers, grants)
         for target in stack.targets:
             _probe(target, contact_id)
     except Exception:
-        print(Stack([], servers).log_tails())
+        print(Stack([], servers, []).log_tails())
         for server in reversed(servers):
             server.stop()
         raise

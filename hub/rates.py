@@ -43,14 +43,20 @@ class RateCounter:
                 )
                 .returning(RateCount.count)
             )
-            counts.append(session.execute(statement).scalar_one())
+            count = session.execute(statement).scalar_one()
+            counts.append(count)
             resets.append((start + 1) * seconds - now)
-            # Windows that have ended are of no further use.
-            session.execute(
-                delete(RateCount).where(
-                    RateCount.agent_id == agent_id, RateCount.period == period, RateCount.period_start < start
+            if count == 1:
+                # The first call of a new window clears the ended ones, which are of no further use.
+                session.execute(
+                    delete(RateCount).where(
+                        RateCount.agent_id == agent_id,
+                        RateCount.connection == limit.connection,
+                        RateCount.scope == limit.scope,
+                        RateCount.period == period,
+                        RateCount.period_start < start,
+                    )
                 )
-            )
         return RateUsage(minute=counts[0], day=counts[1], minute_resets_in=resets[0], day_resets_in=resets[1])
 
     async def count(self, agent_id: int, limits: Sequence[RateLimit]) -> dict[tuple[str, str], RateUsage]:

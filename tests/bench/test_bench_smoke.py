@@ -1,22 +1,26 @@
-"""The benchmark runs end to end at tiny counts: every mode answers every call, and the ratios print.
-Timings are never asserted; they belong to the machine and the moment."""
+"""The benchmark runs end to end at tiny counts: every mode answers every call, the ratios print, and so do
+the constraints section and the policy-function timings. Timings are never asserted; they belong to the
+machine and the moment."""
 
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+from bench.grants import CONSTRAINED, NORATE, PLAIN
 from bench.load import percentile
 from tests.harness import ROOT
 
 CALLS, LEVELS = 20, (1, 4)
+MODES = ("direct", "proxy", PLAIN, CONSTRAINED, NORATE)
 
 
 def test_benchmark_completes_with_every_call_answered(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     levels = ",".join(map(str, LEVELS))
+    command = [sys.executable, "-m", "bench", "--calls", str(CALLS), "--concurrency", levels, "--json", str(out)]
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--calls", str(CALLS), "--concurrency", levels, "--json", str(out)],
+        [*command, "--function-seconds", "0.005"],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -24,9 +28,10 @@ def test_benchmark_completes_with_every_call_answered(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    measurements = json.loads(out.read_text())
+    written = json.loads(out.read_text())
+    measurements = written["runs"]
     seen = {(m["mode"], m["concurrency"]) for m in measurements}
-    assert seen == {(mode, c) for mode in ("direct", "proxy", "hub") for c in LEVELS}
+    assert seen == {(mode, c) for mode in MODES for c in LEVELS}
     for m in measurements:
         assert m["errors"] == {}, (m["mode"], m["concurrency"], m["error_samples"])
         assert m["ok"] == CALLS, m
@@ -34,6 +39,14 @@ def test_benchmark_completes_with_every_call_answered(tmp_path: Path) -> None:
         assert f"ratios at c={c}" in done.stdout
     assert done.stdout.count("hub/direct  p50") == len(LEVELS)
     assert done.stdout.count("hub/proxy   p50") == len(LEVELS)
+    for c in LEVELS:
+        assert f"constraint ratios at c={c}" in done.stdout
+    for label in (f"{CONSTRAINED}/plain", f"{NORATE}/plain", f"rate alone: {CONSTRAINED}/{NORATE}"):
+        assert done.stdout.count(f"  {label} ") == len(LEVELS), label
+    functions = written["policy_functions"]
+    assert [f["name"].split(",")[0] for f in functions] == ["decide", "decide", "shape_result", "flow.candidates"]
+    assert all(f["us_per_call"] > 0 for f in functions)
+    assert "policy functions, in-process" in done.stdout
 
 
 def test_percentile_is_nearest_rank() -> None:
