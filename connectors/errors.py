@@ -6,7 +6,7 @@
      ├── ProviderNotFound        the object does not exist (404)
      ├── ProviderRejected        the provider refused the request's content (400/409/422)
      ├── ProviderRateLimited     429, with the provider's Retry-After
-     ├── ProviderUnavailable     5xx, connection refused or reset, unreadable answer
+     ├── ProviderUnavailable     5xx, connection refused or reset, unreadable answer: a read is retried once
      └── ProviderTimeout         no answer within the call's time-out
 
 Messages are safe to show an agent: they never carry tokens, URLs with credentials or raw bodies.
@@ -55,7 +55,11 @@ class ProviderRateLimited(ConnectorError):
 
 
 class ProviderUnavailable(ConnectorError):
-    pass
+    """`retried`: the SDK has applied its own retry rules to this failure, so the hub does not retry it again."""
+
+    def __init__(self, message: str, *, retried: bool = False) -> None:
+        super().__init__(message)
+        self.retried = retried
 
 
 class ProviderTimeout(ConnectorError):

@@ -13,11 +13,12 @@ from sqlalchemy.orm import Session
 from connectors import CONNECTORS, TOOLS
 from hub.credentials import AGENT_KEY_PREFIX, hash_secret, mint
 from hub.errors import Conflict, InvalidArguments, NotFound
-from hub.models import Agent, AgentKey, Connection, FlowRule, Grant, HubMeta, utcnow
+from hub.models import Agent, AgentKey, AuditRecord, Connection, FlowRule, Grant, HubMeta, utcnow
 from scopes import SENSITIVE_LABELS, ConstraintsError, is_known_scope, parse_constraints
 
 __all__ = [
     "NAME_PATTERN",
+    "ROSTER_LIMITS",
     "add_flow_rule",
     "add_grant",
     "bump_revision",
@@ -26,14 +27,21 @@ __all__ = [
     "disable_agent",
     "get_agent",
     "get_connection",
+    "last_activity",
     "remove_flow_rule",
     "remove_grant",
     "revoke_key",
     "set_untrusted_policy",
+    "update_agent",
     "validate_name",
 ]
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+# What the roster says of an agent, free text each, and how long each may be (the columns' lengths).
+ROSTER_LIMITS = {"description": 2000, "role": 200, "owner": 200, "model": 100, "runtime": 200}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def validate_name(name: str, what: str) -> str:
@@ -63,12 +71,34 @@ def get_connection(session: Session, *, name: str) -> Connection:
     return connection
 
 
-def create_agent(session: Session, *, name: str, description: str = "") -> tuple[Agent, str]:
+def _roster_text(field: str, value: str) -> str:
+    """Free text for the roster, trimmed; one line, except a description, and no longer than its column."""
+    value = value.strip()
+    limit = ROSTER_LIMITS[field]
+    if len(value) > limit:
+        raise InvalidArguments(f"the {field} is limited to {limit} characters")
+    if (_CONTROL_BUT_LINES if field == "description" else _CONTROL).search(value):
+        raise InvalidArguments(f"the {field} must be plain text, without control characters")
+    return value
+
+
+def create_agent(
+    session: Session,
+    *,
+    name: str,
+    description: str = "",
+    role: str = "",
+    owner: str = "",
+    model: str = "",
+    runtime: str = "",
+) -> tuple[Agent, str]:
     """A new agent and its first key; the key is returned once and stored only as a hash."""
     validate_name(name, "agent")
+    roster = {"description": description, "role": role, "owner": owner, "model": model, "runtime": runtime}
+    checked = {field: _roster_text(field, value) for field, value in roster.items()}
     if session.scalar(select(Agent.id).where(Agent.name == name)) is not None:
         raise Conflict(f"an agent named {name!r} exists")
-    agent = Agent(name=name, description=description[:2000])
+    agent = Agent(name=name, **checked)
     session.add(agent)
     session.flush()
     key = create_key(session, agent=agent)
@@ -180,6 +210,42 @@ def remove_flow_rule(session: Session, *, agent: Agent, rule_id: int) -> None:
         raise NotFound(f"agent {agent.name!r} has no flow rule {rule_id}")
     session.delete(rule)
     bump_revision(session)
+
+
+def update_agent(
+    session: Session,
+    *,
+    agent: Agent,
+    description: str | None = None,
+    role: str | None = None,
+    owner: str | None = None,
+    model: str | None = None,
+    runtime: str | None = None,
+    untrusted_policy: str | None = None,
+) -> None:
+    """Change what is given (None leaves a field as it is). Only the untrusted policy is policy: the roster
+    text describes the agent and decides nothing, so it alone does not bump the revision."""
+    roster = {"description": description, "role": role, "owner": owner, "model": model, "runtime": runtime}
+    checked = {field: _roster_text(field, value) for field, value in roster.items() if value is not None}
+    if untrusted_policy is not None:
+        set_untrusted_policy(session, agent=agent, policy=untrusted_policy)
+    for field, value in checked.items():
+        setattr(agent, field, value)
+
+
+def last_activity(session: Session) -> dict[str, datetime]:
+    """Each agent's newest audit record's time, for every agent in one statement: a correlated subquery
+    per agent reads one row off the (agent_name, seq) index, however long the log."""
+    newest = (
+        select(AuditRecord.ts)
+        .where(AuditRecord.agent_name == Agent.name)
+        .order_by(AuditRecord.seq.desc())
+        .limit(1)
+        .correlate(Agent)
+        .scalar_subquery()
+    )
+    rows = session.execute(select(Agent.name, newest.label("ts")))
+    return {name: ts for name, ts in rows if ts is not None}
 
 
 def set_untrusted_policy(session: Session, *, agent: Agent, policy: str) -> None:

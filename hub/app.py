@@ -7,7 +7,8 @@ from fastapi import FastAPI
 from starlette.routing import Route
 
 from hub.admin import approval_link, pages
-from hub.api import admin_routes, agent_routes, oauth_routes, ops_routes
+from hub.api import admin_routes, agent_routes, oauth_routes, ops_routes, usage_routes
+from hub.api.body_limit import BodyLimit
 from hub.api.problems import install_problem_handlers
 from hub.mcp_server import McpEndpoint
 from hub.runtime import Hub
@@ -51,8 +52,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.hub = hub
     app.state.sandboxes = {}
     install_problem_handlers(app)
+    app.add_middleware(BodyLimit, limit=agent_routes.MAX_BODY)
     app.include_router(agent_routes.router)
     app.include_router(admin_routes.router)
+    app.include_router(usage_routes.router)
     app.include_router(pages.router)
     app.include_router(approval_link.router)
     app.include_router(oauth_routes.router)

@@ -26,7 +26,7 @@ from hub.db import Database
 from hub.flows import CallEffects, write_effects
 from hub.models import AuditHead, AuditRecord
 
-__all__ = ["AuditEntry", "AuditWriter", "args_digest", "export", "latest", "verify"]
+__all__ = ["AuditEntry", "AuditWriter", "args_digest", "as_row", "export", "latest", "verify"]
 
 log = logging.getLogger(__name__)
 GENESIS = "0" * 64
@@ -52,8 +52,12 @@ def args_digest(key: bytes, arguments: Any) -> str:
     hash, cannot be reversed by guessing small values such as an email address."""
     try:
         canonical = orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
-        canonical = repr(arguments).encode()
+    except TypeError:  # not JSON, or nested deeper than orjson writes (254 levels)
+        try:
+            canonical = repr(arguments).encode()
+        except RecursionError:
+            # An agent's JSON nested hundreds deep: the call is refused, and must still be audited.
+            canonical = b"(arguments nested too deeply to digest)"
     return hmac.new(key, canonical, hashlib.sha256).hexdigest()
 
 
@@ -173,7 +177,8 @@ def verify(session: Session) -> tuple[bool, int, str]:
     return True, count, ""
 
 
-def _row(record: AuditRecord) -> dict[str, Any]:
+def as_row(record: AuditRecord) -> dict[str, Any]:
+    """Every stored field of a record, JSON-ready (`ts` as ISO 8601)."""
     row = _values(_entry(record))
     row.update(seq=record.seq, ts=record.ts.isoformat(), prev_hash=record.prev_hash, hash=record.hash)
     return row
@@ -185,9 +190,9 @@ def export(session: Session, *, since: datetime | None = None) -> Iterator[dict[
     if since is not None:
         query = query.where(AuditRecord.ts >= since)
     for record in session.scalars(query).yield_per(1000):
-        yield _row(record)
+        yield as_row(record)
 
 
 def latest(session: Session, *, limit: int) -> list[dict[str, Any]]:
     """The newest `limit` records, newest first."""
-    return [_row(r) for r in session.scalars(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(limit))]
+    return [as_row(r) for r in session.scalars(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(limit))]

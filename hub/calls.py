@@ -28,6 +28,7 @@ from connectors.errors import (
     ProviderRateLimited,
     ProviderRejected,
     ProviderTimeout,
+    ProviderUnavailable,
 )
 from hub import approvals
 from hub.audit import AuditEntry, AuditWriter, args_digest
@@ -69,7 +70,9 @@ from scopes import (
 __all__ = ["CallPipeline", "CallResult", "validate_arguments"]
 
 log = logging.getLogger(__name__)
-# A rate-limited read is retried within this budget (seconds), honouring the provider's Retry-After.
+# A rate-limited read is retried within this budget (seconds), honouring the provider's Retry-After, and
+# never so late that one more attempt would outlast the call's deadline. A read that failed on a 5xx, a
+# dropped connection or an unreadable answer is retried once, after _BACKOFF; a timed-out one never.
 _RETRY_BUDGET = 10.0
 _MAX_RETRIES = 3
 _BACKOFF = 0.5
@@ -132,6 +135,7 @@ class CallPipeline:
         self._audit = audit
         self._digest_key = digest_key
         # The provider client has its own time-out; this deadline also bounds refresh and queueing.
+        self._timeout = timeout
         self._deadline = timeout * 2 + 5
 
     async def run(
@@ -139,11 +143,17 @@ class CallPipeline:
         agent: AgentPrincipal,
         tool_name: str,
         arguments: Any,
-        connection: str | None = None,
+        connection: object = None,
         session: str | None = None,
     ) -> CallResult:
         """Run one call for `agent`; `session` is the MCP session or `X-Switchboard-Session` id, if any."""
-        return await self._run(str(uuid.uuid4()), agent, tool_name, arguments, connection, session_key(session))
+        call_id = str(uuid.uuid4())
+        if connection is not None and not isinstance(connection, str):
+            # Checked here, not by each transport, so REST and MCP refuse it alike, and audited.
+            refused = InvalidArguments("'connection' must be a connection name")
+            await self._record(_Record(call_id, time.perf_counter(), agent, tool_name, arguments), refused)
+            raise refused
+        return await self._run(call_id, agent, tool_name, arguments, connection, session_key(session))
 
     async def _run(
         self,
@@ -358,9 +368,10 @@ class CallPipeline:
         return info
 
     async def _invoke(self, tool: Tool, info: ConnectionInfo, args: BaseModel) -> BaseModel:
+        started = time.monotonic()
         client, version = await self._tokens.client(info)
-        give_up_at = time.monotonic() + _RETRY_BUDGET
-        refreshed, attempt = False, 0
+        give_up_at = started + min(_RETRY_BUDGET, self._deadline - self._timeout)
+        refreshed, retried, attempt = False, False, 0
         try:
             while True:
                 try:
@@ -380,6 +391,12 @@ class CallPipeline:
                         raise
                     attempt += 1
                     await asyncio.sleep(wait)
+                except ProviderUnavailable as exc:
+                    # Safe for a read alone; once, since an outage outlasts any retry within one call.
+                    if not tool.is_read or exc.retried or retried or time.monotonic() + _BACKOFF > give_up_at:
+                        raise
+                    retried = True
+                    await asyncio.sleep(_BACKOFF)
         except ConnectorError as exc:
             PROVIDER_ERRORS.labels(info.provider, type(exc).__name__).inc()
             raise _problem(exc, info) from None
@@ -391,8 +408,10 @@ class CallPipeline:
         elapsed = time.perf_counter() - record.started
         tool = record.tool[:64]
         outcome = "pending" if record.decision == "pending" else "ok" if error is None else error.code
-        CALLS.labels(record.agent.name, tool, outcome).inc()
-        CALL_LATENCY.labels(tool).observe(elapsed)
+        # Metric labels name known tools only: each name an agent makes up would be a new series kept forever.
+        series = tool if tool in TOOLS else "(unknown)"
+        CALLS.labels(record.agent.name, series, outcome).inc()
+        CALL_LATENCY.labels(series).observe(elapsed)
         entry = AuditEntry(
             call_id=record.call_id,
             ts=utcnow(),

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from hub import admin_auth, agents
 from hub.audit import export, verify
-from hub.db import Database, migrate
+from hub.db import Database, SchemaTooNew, migrate
 from hub.errors import SwitchboardError
 from hub.logs import configure_logging
 from hub.models import AdminCredential, Agent
@@ -75,7 +75,11 @@ def _serve(settings: Settings, host: str, port: int, *, announce_link: bool) -> 
     from hub.app import create_app
 
     configure_logging(settings.log_level)
-    migrate(settings.database_url)
+    try:
+        migrate(settings.database_url)
+    except SchemaTooNew as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(3) from None
     db = _db(settings)
     if announce_link or _first_start(db):
         # Printed to the terminal, not the log: it is a one-time credential.
@@ -141,17 +145,49 @@ def admin_link() -> None:
     typer.echo(_login_link(settings, _db(settings)))
 
 
+_Role = Annotated[str, typer.Option(help="What the agent is for, e.g. 'answers support tickets'")]
+_Owner = Annotated[str, typer.Option(help="Who answers for the agent: a person or a team")]
+_Model = Annotated[str, typer.Option(help="The model it runs on, e.g. 'claude-sonnet-4-5'")]
+_Runtime = Annotated[str, typer.Option(help="Where it runs, e.g. 'Claude Code on the build box'")]
+
+
 @agent_app.command("create")
-def agent_create(name: str, description: Annotated[str, typer.Option(help="What the agent is for")] = "") -> None:
+def agent_create(
+    name: str,
+    description: Annotated[str, typer.Option(help="What the agent is for")] = "",
+    role: _Role = "",
+    owner: _Owner = "",
+    model: _Model = "",
+    runtime: _Runtime = "",
+) -> None:
     """Create an agent; its key is printed once, alone on the last line."""
     settings = _settings()
     migrate(settings.database_url)
+    roster = {"description": description, "role": role, "owner": owner, "model": model, "runtime": runtime}
     try:
-        key = _db(settings).run_sync(lambda s: agents.create_agent(s, name=name, description=description)[1])
+        key = _db(settings).run_sync(lambda s: agents.create_agent(s, name=name, **roster)[1])
     except SwitchboardError as exc:
         _fail(exc)
     typer.echo(f"Created agent {name}. Its key is shown once; store it now:")
     typer.echo(key)
+
+
+@agent_app.command("edit")
+def agent_edit(
+    name: str,
+    description: Annotated[str | None, typer.Option(help="What the agent is for")] = None,
+    role: Annotated[str | None, typer.Option(help="What the agent is for, e.g. 'answers support tickets'")] = None,
+    owner: Annotated[str | None, typer.Option(help="Who answers for the agent: a person or a team")] = None,
+    model: Annotated[str | None, typer.Option(help="The model it runs on")] = None,
+    runtime: Annotated[str | None, typer.Option(help="Where it runs")] = None,
+) -> None:
+    """Change an agent's roster details; options left out stay as they are."""
+    changes = {"description": description, "role": role, "owner": owner, "model": model, "runtime": runtime}
+    try:
+        _db(_settings()).run_sync(lambda s: agents.update_agent(s, agent=agents.get_agent(s, name=name), **changes))
+    except SwitchboardError as exc:
+        _fail(exc)
+    typer.echo(f"agent {name} updated")
 
 
 @agent_app.command("list")

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -10,11 +11,21 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import CursorResult, Engine, Executable, create_engine, event, text
+from sqlalchemy import Connection, CursorResult, Engine, Executable, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["Database", "alembic_config", "is_current", "lock_row", "migrate", "rows_changed"]
+__all__ = [
+    "Database",
+    "SchemaTooNew",
+    "alembic_config",
+    "is_current",
+    "lock_row",
+    "migrate",
+    "rows_changed",
+    "schema_floor",
+    "schema_status",
+]
 
 T = TypeVar("T")
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -95,15 +106,81 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+@cache
+def _scripts() -> ScriptDirectory:
+    """This code's migrations (read once: they do not change while it runs)."""
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    return ScriptDirectory.from_config(config)
+
+
+def schema_floor(scripts: ScriptDirectory) -> str:
+    """The oldest code revision that can run on this code's newest schema.
+
+    Migrations expand (add tables, nullable or defaulted columns) so that a replica still running the previous
+    release keeps working while a newer one migrates; one that takes something away sets `contract = True`
+    in its module, and code older than it cannot run on the result."""
+    floor = None
+    for script in scripts.walk_revisions():  # newest first
+        if getattr(script.module, "contract", False) or script.down_revision is None:
+            floor = script.revision
+            break
+    assert floor is not None
+    return floor
+
+
 def migrate(url: str) -> None:
+    """Bring the schema to this code's head and record the floor older replicas check (`schema_status`).
+
+    A database already migrated by a newer release is left alone when this code can still use it, and
+    refused (SchemaTooNew) when it cannot."""
     _ensure_sqlite_dir(url)
-    command.upgrade(alembic_config(url), "head")
+    scripts = _scripts()
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            if schema_status(connection, scripts) == "ahead":
+                return
+        command.upgrade(alembic_config(url), "head")
+        with engine.begin() as connection:
+            floor = {"floor": schema_floor(scripts)}
+            if not connection.execute(
+                text("UPDATE hub_meta SET value = :floor WHERE key = 'schema_floor'"), floor
+            ).rowcount:
+                connection.execute(text("INSERT INTO hub_meta (key, value) VALUES ('schema_floor', :floor)"), floor)
+    finally:
+        engine.dispose()
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by a newer Switchboard that took away what this one needs."""
+
+
+def schema_status(connection: Connection, scripts: ScriptDirectory) -> str:
+    """`current`, `behind` (migrations pending), or `ahead`: migrated by a newer release whose schema this
+    code can still use (its floor is a revision this code knows). Raises SchemaTooNew when it cannot."""
+    revision = MigrationContext.configure(connection).get_current_revision()
+    if revision == scripts.get_current_head():
+        return "current"
+    known = {script.revision for script in scripts.walk_revisions()}
+    if revision is None or revision in known:
+        return "behind"
+    floor = connection.execute(text("SELECT value FROM hub_meta WHERE key = 'schema_floor'")).scalar()
+    if floor in known:
+        return "ahead"
+    raise SchemaTooNew(
+        f"the database schema ({revision}) was migrated by a newer Switchboard and needs code at schema "
+        f"revision {floor} or later; this release knows up to {scripts.get_current_head()}: upgrade it"
+    )
 
 
 def is_current(engine: Engine) -> bool:
-    head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()
-    with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision() == head
+    """Ready to serve: the schema is this code's, or a newer one this code can still use."""
+    try:
+        with engine.connect() as connection:
+            return schema_status(connection, _scripts()) in ("current", "ahead")
+    except SchemaTooNew:
+        return False
 
 
 def ping(engine: Engine) -> None:

@@ -10,6 +10,7 @@
      ├── UnknownTool                404 unknown_tool
      ├── NotFound                   404 not_found
      ├── BadRequest                 400 bad_request        (malformed JSON, bad OAuth callback)
+ ├── PayloadTooLarge            413 payload_too_large  (a request body over the hub's limit)
      ├── InvalidArguments           422 invalid_arguments
      ├── Conflict                   409 conflict
      │    └── ConnectionNeedsReauth 409 connection_needs_reauth
@@ -35,6 +36,7 @@ __all__ = [
     "Forbidden",
     "InvalidArguments",
     "NotFound",
+    "PayloadTooLarge",
     "RateLimited",
     "ScopeDenied",
     "ServiceUnavailable",
@@ -107,6 +109,10 @@ class NotFound(SwitchboardError):
 
 class BadRequest(SwitchboardError):
     code, status, title = "bad_request", 400, "Bad request"
+
+
+class PayloadTooLarge(SwitchboardError):
+    code, status, title = "payload_too_large", 413, "Payload too large"
 
 
 class InvalidArguments(SwitchboardError):

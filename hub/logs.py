@@ -1,7 +1,8 @@
 """Logging set-up, with the one redaction every log line passes: secrets in URLs never reach a log.
 
-OAuth callbacks carry `code` and `state`, sign-in links a one-time `token`; uvicorn's access log would
-print them. The filter masks those query values (and any bearer-looking token) before formatting.
+OAuth callbacks carry `code` and `state`, sign-in links a one-time `token`, approval links their signed
+token in the path (`/approve/<token>`); uvicorn's access log would print them. The filter masks those values
+(and any bearer-looking token) before formatting.
 """
 
 import logging
@@ -12,10 +13,11 @@ __all__ = ["RedactSecrets", "configure_logging", "redact"]
 
 _QUERY_SECRET = re.compile(r"(?i)\b(code|state|token|csrf_token|access_token|refresh_token|client_secret)=[^&\s\"']+")
 _TOKEN = re.compile(r"\b(sbk|sba|sbl|sbs)_[A-Za-z0-9_-]{16,}")
+_APPROVAL_LINK = re.compile(r"(/approve/)[^/?#\s\"']+")
 
 
 def redact(text: str) -> str:
-    return _TOKEN.sub(r"\1_***", _QUERY_SECRET.sub(r"\1=***", text))
+    return _APPROVAL_LINK.sub(r"\1***", _TOKEN.sub(r"\1_***", _QUERY_SECRET.sub(r"\1=***", text)))
 
 
 class RedactSecrets(logging.Filter):

@@ -1,11 +1,15 @@
 """What the admin API reads and writes, apart from the database models. No secret has a field here."""
 
+import re
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, SecretStr
 
-from hub.models import Agent, Connection, Grant
+from connectors import TOOLS
+from hub.models import Agent, Connection, Grant, utcnow
+from scopes import SENSITIVE_LABELS
 
 __all__ = [
     "AgentCreate",
@@ -32,13 +36,39 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_ROLE = "What the agent is for, e.g. 'answers support tickets'."
+_OWNER = "Who answers for the agent: a person or a team."
+_MODEL = "The model it runs on, e.g. 'claude-sonnet-4-5'."
+_RUNTIME = "Where it runs, e.g. 'Claude Code on the build box'."
+# Roster text is plain: no control characters, except that a description may have tabs and line breaks.
+_LINE = r"^[^\x00-\x1f\x7f]*$"
+_LINES = r"^[^\x00-\x08\x0b-\x1f\x7f]*$"
+
+
 class AgentCreate(_Strict):
     name: str = _NAME
-    description: str = Field(default="", max_length=2000)
+    description: str = Field(default="", max_length=2000, pattern=_LINES)
+    role: str = Field(default="", max_length=200, pattern=_LINE, description=_ROLE)
+    owner: str = Field(default="", max_length=200, pattern=_LINE, description=_OWNER)
+    model: str = Field(default="", max_length=100, pattern=_LINE, description=_MODEL)
+    runtime: str = Field(default="", max_length=200, pattern=_LINE, description=_RUNTIME)
+
+
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
+
+
+def _rfc3339(value: object) -> object:
+    # What the document says (format: date-time), not all pydantic's lax datetime takes: no Unix times, no
+    # bare dates, no times without an offset.
+    if value is None or (isinstance(value, str) and _RFC3339.fullmatch(value)):
+        return value
+    raise ValueError("expected an RFC 3339 time with its offset, e.g. 2030-12-31T23:59:00Z")
 
 
 class KeyCreate(_Strict):
-    expires_at: datetime | None = None
+    expires_at: Annotated[datetime | None, BeforeValidator(_rfc3339)] = Field(
+        default=None, description="When the key stops working; never, when left out."
+    )
 
 
 class GrantCreate(_Strict):
@@ -72,6 +102,11 @@ class KeyRead(BaseModel):
     expires_at: datetime | None
     revoked_at: datetime | None
 
+    @property
+    def live(self) -> bool:
+        """Neither revoked nor expired: the key works now."""
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > utcnow())
+
 
 class GrantRead(BaseModel):
     id: int
@@ -100,14 +135,42 @@ class FlowRuleRead(BaseModel):
     created_at: datetime
 
 
+def _enum(values: Iterable[str]) -> dict[str, JsonValue]:
+    listed: list[JsonValue] = [*sorted(values)]
+    return {"enum": listed}
+
+
+# What hub.agents.add_flow_rule accepts, listed in the document (it checks them): a traced label or a
+# namespace above some, and a sink tool or a scope that sink tools need.
+_SINKS = [t for t in TOOLS.values() if t.policy.sink]
+_FLOW_LABELS = _enum({label.rsplit(".", n)[0] for label in SENSITIVE_LABELS for n in range(label.count(".") + 1)})
+_FLOW_TARGETS = _enum({t.name for t in _SINKS} | {scope for t in _SINKS for scope in t.scopes})
+
+
 class FlowRuleCreate(_Strict):
-    label: str = Field(max_length=64, description="A traced data label, e.g. 'pii.email', or 'pii' for all.")
-    target: str = Field(max_length=64, description="A sink tool name or a scope, e.g. 'messaging.chat.send'.")
+    label: str = Field(
+        max_length=64,
+        json_schema_extra=_FLOW_LABELS,
+        description="A traced data label, e.g. 'pii.email', or 'pii' for all.",
+    )
+    target: str = Field(
+        max_length=64,
+        json_schema_extra=_FLOW_TARGETS,
+        description="A sink tool name or a scope, e.g. 'messaging.chat.send'.",
+    )
 
 
 class AgentUpdate(_Strict):
-    untrusted_policy: Literal["approve", "refuse"] = Field(
-        description="Sinks and high-risk tools in a session that read untrusted content: a human approves, or refused."
+    """Every field optional: what is left out stays as it is."""
+
+    description: str | None = Field(default=None, max_length=2000, pattern=_LINES)
+    role: str | None = Field(default=None, max_length=200, pattern=_LINE, description=_ROLE)
+    owner: str | None = Field(default=None, max_length=200, pattern=_LINE, description=_OWNER)
+    model: str | None = Field(default=None, max_length=100, pattern=_LINE, description=_MODEL)
+    runtime: str | None = Field(default=None, max_length=200, pattern=_LINE, description=_RUNTIME)
+    untrusted_policy: Literal["approve", "refuse"] | None = Field(
+        default=None,
+        description="Sinks and high-risk tools in a session that read untrusted content: a human approves, or refused.",
     )
 
 
@@ -122,6 +185,10 @@ class ApprovalLinkCreate(_Strict):
 class AgentRead(BaseModel):
     name: str
     description: str
+    role: str
+    owner: str
+    model: str
+    runtime: str
     created_at: datetime
     disabled_at: datetime | None
     untrusted_policy: str
@@ -134,6 +201,10 @@ class AgentRead(BaseModel):
         return cls(
             name=agent.name,
             description=agent.description,
+            role=agent.role,
+            owner=agent.owner,
+            model=agent.model,
+            runtime=agent.runtime,
             created_at=agent.created_at,
             disabled_at=agent.disabled_at,
             untrusted_policy=agent.untrusted_policy,

@@ -132,13 +132,24 @@ class Hub:
     env: dict[str, str]
     process: Process
     secrets: set[str] = field(default_factory=set)
+    # Every error body the hub sent to a client made here, for the scan that no secret leaks into one.
+    error_bodies: list[bytes] = field(default_factory=list)
+
+    def client(self, headers: dict[str, str] | None = None) -> httpx.Client:
+        """A client of the hub (cookies kept, redirects not followed) whose error answers are kept."""
+
+        def keep(response: httpx.Response) -> None:
+            if response.status_code >= 400:
+                self.error_bodies.append(response.read())
+
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30, event_hooks={"response": [keep]})
 
     def admin(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.admin_token}"}, timeout=30)
+        return self.client({"Authorization": f"Bearer {self.admin_token}"})
 
     def agent(self, key: str) -> httpx.Client:
         self.secrets.add(key)
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        return self.client({"Authorization": f"Bearer {key}"})
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -24,6 +24,7 @@ re-sends a request when a kept-alive connection turns out to be closed before an
 
 import asyncio
 import http.client
+import select
 import threading
 from collections.abc import Callable
 from functools import lru_cache
@@ -74,6 +75,16 @@ def _collection(service: Any, path: tuple[str, ...]) -> Any:
     return node
 
 
+def _drop_closed(http: httplib2.Http) -> None:
+    """Close the kept-alive connections the server has closed while they were idle, as urllib3 does before it
+    reuses one: an idle socket that is readable holds only an end of stream or a reset. httplib2 would send
+    on it and fail with a broken pipe, which the hub may not retry for a write."""
+    for conn in list(http.connections.values()):
+        sock = conn.sock
+        if sock is not None and select.select([sock], [], [], 0)[0]:
+            conn.close()
+
+
 class GoogleClient:
     """One access token on a shared Google API service; subclasses name the resource collections they use."""
 
@@ -109,7 +120,7 @@ class GoogleClient:
     def _execute(self, build: Callable[[], HttpRequest], needs: str) -> Any:
         request = build()
         try:
-            return request.execute(http=self._http(), num_retries=0)
+            answer = request.execute(http=self._http(), num_retries=0)
         except HttpError as exc:
             raise translate_http_error(exc, service=self.display_name, needs=needs) from None
         except TimeoutError:
@@ -118,9 +129,14 @@ class GoogleClient:
             raise ProviderUnavailable(f"{self.display_name} could not be reached") from None
         except ValueError:  # the SDK's JSON model could not decode the answer
             raise ProviderUnavailable(f"{self.display_name} answered with malformed JSON") from None
+        if isinstance(answer, str):
+            # The SDK's JSON model hands back the text of an answer it cannot decode; a media download is bytes.
+            raise ProviderUnavailable(f"{self.display_name} answered with malformed JSON")
+        return answer
 
     def _http(self) -> google_auth_httplib2.AuthorizedHttp:
-        """This worker thread's own authorised Http, made on its first call."""
+        """This worker thread's own authorised Http, made on its first call, without connections the server
+        has closed meanwhile."""
         authorized: google_auth_httplib2.AuthorizedHttp | None = getattr(self._local, "http", None)
         if authorized is None:
             authorized = google_auth_httplib2.AuthorizedHttp(
@@ -129,6 +145,7 @@ class GoogleClient:
             with self._https_lock:
                 self._https.append(authorized)
             self._local.http = authorized
+        _drop_closed(authorized.http)
         return authorized
 
     def close(self) -> None:

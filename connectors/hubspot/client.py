@@ -79,8 +79,13 @@ class HubSpotClient:
             raise ProviderTimeout("HubSpot did not answer in time") from None
         except (urllib3.exceptions.HTTPError, OSError):
             raise ProviderUnavailable("HubSpot could not be reached") from None
+        # With `_preload_content=False` the body is read here, so it can still time out or be cut off.
         try:
             body = response.data
+        except (urllib3.exceptions.TimeoutError, TimeoutError):
+            raise ProviderTimeout("HubSpot did not answer in time") from None
+        except (urllib3.exceptions.HTTPError, OSError):
+            raise ProviderUnavailable("HubSpot's answer was cut off") from None
         finally:
             response.release_conn()
         if not body:

@@ -2,9 +2,11 @@
 
 `slack_sdk`'s synchronous `WebClient` opens a new connection (and TLS handshake) for every call; its
 `AsyncWebClient` runs on an `aiohttp` session that keeps connections alive, so that is what we use: one
-session per connection and token, opened lazily inside the event loop that uses it, and two SDK clients on
-it. Reads retry once when a kept-alive connection turns out to be dead; writes never retry (a retried post
-could appear twice). The hub does the rate-limit retries of reads itself.
+session per connection and token, opened lazily inside the event loop that uses it, and one SDK client on it,
+without retry handlers. The connector's reads are GETs, which aiohttp itself sends once more when their
+connection drops before an answer (RFC 9112 §9.3.1; a second retry in the SDK made that four attempts); its
+writes are POSTs, never retried (a retried post could appear twice). The hub does the rate-limit retries of
+reads itself.
 
 Slack reports failures as HTTP 200 `{"ok": false, "error": "..."}` (and 429 with Retry-After for rate
 limits); mocks of its spec answer 4xx statuses instead. `_translate` understands both.
@@ -18,8 +20,6 @@ from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
-from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
@@ -82,24 +82,23 @@ class SlackClient:
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._reader: AsyncWebClient | None = None
-        self._writer: AsyncWebClient | None = None
+        self._sdk: AsyncWebClient | None = None
 
     @property
     def reader(self) -> AsyncWebClient:
-        """The SDK client for reads: retries once on a dead kept-alive connection."""
-        if self._reader is None:
-            self._open()
-        assert self._reader is not None
-        return self._reader
+        """The SDK client, for reads (GETs, which aiohttp retries once on a dropped connection)."""
+        return self._client()
 
     @property
     def writer(self) -> AsyncWebClient:
-        """The SDK client for writes: never retries."""
-        if self._writer is None:
+        """The SDK client, for writes (POSTs, never retried)."""
+        return self._client()
+
+    def _client(self) -> AsyncWebClient:
+        if self._sdk is None:
             self._open()
-        assert self._writer is not None
-        return self._writer
+        assert self._sdk is not None
+        return self._sdk
 
     def _open(self) -> None:
         # aiohttp binds a session to the running loop, so it is built on first use, not in __init__.
@@ -109,22 +108,14 @@ class SlackClient:
             timeout=aiohttp.ClientTimeout(total=self._timeout),
             trace_configs=self._trace_configs or None,
         )
-        common: dict[str, Any] = {
-            "token": self._token,
-            "base_url": self._base_url,
-            "timeout": self._timeout,
-            "session": self._session,
-            "logger": _SDK_LOG,
-        }
-        once = AsyncConnectionErrorRetryHandler(
-            max_retry_count=1,
-            interval_calculator=FixedValueRetryIntervalCalculator(0.05),
-            # Not timeouts (aiohttp's ServerTimeoutError is a ServerConnectionError): a timed-out read
-            # has already used the call's time.
-            error_types=[aiohttp.ServerDisconnectedError, aiohttp.ClientOSError],
+        self._sdk = AsyncWebClient(
+            token=self._token,
+            base_url=self._base_url,
+            timeout=self._timeout,  # type: ignore[arg-type]  # a float works: it becomes aiohttp's ClientTimeout
+            session=self._session,
+            logger=_SDK_LOG,
+            retry_handlers=[],
         )
-        self._reader = AsyncWebClient(**common, retry_handlers=[once])
-        self._writer = AsyncWebClient(**common, retry_handlers=[])
 
     async def call(self, method: Callable[..., Awaitable[AsyncSlackResponse]], /, **kwargs: Any) -> dict[str, Any]:
         """Run one SDK method (of `reader` or `writer`) and return Slack's JSON body."""
@@ -134,6 +125,10 @@ class SlackClient:
             raise _translate(exc.response) from None
         except TimeoutError:
             raise ProviderTimeout("Slack did not answer in time") from None
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            # A GET has been sent twice already (see above); the hub never retries a write anyway.
+            retried = not isinstance(exc, aiohttp.ClientConnectorError)  # refused: never sent, never retried
+            raise ProviderUnavailable("Slack could not be reached", retried=retried) from None
         except (aiohttp.ClientError, SlackClientError, OSError, ValueError):
             raise ProviderUnavailable("Slack could not be reached") from None
         data = response.data
@@ -143,14 +138,14 @@ class SlackClient:
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
-        self._reader = self._writer = None
+        self._sdk = None
         if session is not None:
             await session.close()
 
     def close(self) -> None:
         """Close the connection pool; callable from inside or outside the loop that opened it."""
         session, loop = self._session, self._loop
-        self._session = self._reader = self._writer = None
+        self._session, self._sdk = None, None
         if session is None or loop is None or session.closed or loop.is_closed():
             return
         try:
@@ -182,8 +177,9 @@ def _retry_after(headers: Any) -> float | None:
 
 def _translate(response: Any) -> ConnectorError:
     """Slack's failure as a connector error: by HTTP status when it is not 2xx (429, 5xx, and the 4xx a mock
-    of its spec answers), otherwise by the `error` string of its `ok: false` body."""
-    status = int(getattr(response, "status_code", 0) or 0)
+    of its spec answers), otherwise by the `error` string of its `ok: false` body. An answer that is not JSON
+    comes as the raw aiohttp response (`status`, no `data`): an unreadable answer, not a refusal."""
+    status = int(getattr(response, "status_code", None) or getattr(response, "status", 0) or 0)
     data = getattr(response, "data", None)
     error = _error_code(data)
     described = f" ({error}: {_HINTS[error]})" if error in _HINTS else f" ({error})" if error else ""
@@ -191,6 +187,8 @@ def _translate(response: Any) -> ConnectorError:
         return ProviderRateLimited("Slack rate limit reached", _retry_after(getattr(response, "headers", {})))
     if status >= 500 or (status < 400 and error in _UNAVAILABLE):
         return ProviderUnavailable(f"Slack failed to answer{described}")
+    if status < 400 and not isinstance(data, Mapping):
+        return ProviderUnavailable("Slack answered with malformed JSON")
     if status == 401 or (status < 400 and error in _AUTH):
         return ProviderAuthExpired(f"Slack refused the access token{described}")
     if status == 403 or (status < 400 and error == "missing_scope"):

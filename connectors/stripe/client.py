@@ -173,7 +173,7 @@ def translate(exc: stripe.StripeError) -> ConnectorError:
     if isinstance(exc, stripe.APIConnectionError):
         if isinstance(exc.__cause__, requests.Timeout):
             return ProviderTimeout("Stripe did not answer in time")
-        return ProviderUnavailable("Stripe could not be reached")
+        return ProviderUnavailable("Stripe could not be reached", retried=True)
     if isinstance(exc, stripe.InvalidRequestError) and _not_found(exc):
         return ProviderNotFound(message or "Stripe has no such object")
     if isinstance(exc, (stripe.InvalidRequestError, stripe.CardError, stripe.IdempotencyError)) or status in (
@@ -184,4 +184,7 @@ def translate(exc: stripe.StripeError) -> ConnectorError:
         422,  # prism, serving Stripe's spec, answers a non-conforming request with 422
     ):
         return ProviderRejected(f"Stripe rejected the request: {message}" if message else "Stripe rejected the request")
-    return ProviderUnavailable(f"Stripe answered {status}" if status else "Stripe failed")
+    if status is not None and 200 <= status < 300:  # stripe-python could not decode the answer's body
+        return ProviderUnavailable("Stripe answered with malformed JSON")
+    # stripe-python has retried a 5xx itself (see _HttpClient).
+    return ProviderUnavailable(f"Stripe answered {status}" if status else "Stripe failed", retried=True)

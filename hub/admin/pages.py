@@ -1,5 +1,6 @@
-"""The admin page at /admin/: sign-in by one-time link, connections, agents with keys and grants, audit.
-Approvals, flow rules, untrusted-session policy and Explain are in hub.admin.policy_pages, on this router.
+"""The admin page at /admin/: sign-in by one-time link, connections, audit. Agents, their pages, keys and
+grants are in hub.admin.roster_pages; approvals, flow rules, untrusted-session policy and Explain in
+hub.admin.policy_pages; all on this router.
 
 Server-rendered with Jinja2; htmx swaps one section at a time, and every form still works as a plain
 POST without JavaScript (Post/Redirect/Get, except where a new key must be shown once). Unsafe requests
@@ -8,24 +9,20 @@ hub.api.deps.current_admin checks before any handler runs. Changes go through th
 functions as /admin/api, followed by `hub.changed()`.
 """
 
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
-from hub import agents as agent_service
-from hub.admin import policy_pages
-from hub.admin.answers import DONE, SessionToken, failed, json_object, show, succeeded
+from hub.admin import activity_pages, policy_pages, roster_pages, usage_pages
+from hub.admin.answers import DONE, SessionToken, failed, show, succeeded
 from hub.admin.rendering import STATIC, PageRoute, html, is_htmx
 from hub.admin_auth import SESSION_COOKIE, end_session, redeem_login
 from hub.api.deps import HubDep
 from hub.connections import connect_with_api_key, list_connections
 from hub.errors import InvalidArguments, NotFound, SwitchboardError
-from hub.models import Grant, utcnow
 from hub.runtime import Hub
 from hub.schemas import ConnectionRead
 
@@ -34,14 +31,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/admin", route_class=PageRoute, include_in_schema=False)
 
 _SECTIONS = ("connections", "agents", "approvals", "audit")
-_MAX_CONSTRAINTS = 20_000
 _MAX_API_KEY = 1_000
-
-
-@dataclass(frozen=True, slots=True)
-class _NewKey:
-    agent: str
-    key: str
 
 
 def _secure_cookie(hub: Hub) -> bool:
@@ -176,145 +166,6 @@ async def revoke(request: Request, name: str, hub: HubDep, session_token: Sessio
     )
 
 
-# --- agents and keys -----------------------------------------------------------------------------------
-
-
-@router.post("/agents")
-async def create_agent(
-    request: Request,
-    hub: HubDep,
-    session_token: SessionToken,
-    name: Annotated[str, Form()] = "",
-    description: Annotated[str, Form()] = "",
-) -> Response:
-    name = name.strip()
-    try:
-        key = await hub.db.run(lambda s: agent_service.create_agent(s, name=name, description=description.strip())[1])
-    except SwitchboardError as exc:
-        form = {"name": name, "description": description}
-        return await failed(request, hub, session_token, exc, section="agents", form_id="create-agent", form=form)
-    await hub.changed()
-    # Rendered, not redirected: the key exists only in this response and is never retrievable again.
-    return await show(request, hub, session_token, section="agents", status=201, new_key=_NewKey(name, key))
-
-
-def _agent_form(name: str, exc: SwitchboardError) -> str:
-    # A message about one agent shows in that agent's box, unless the agent is not on the page at all.
-    return "agents" if isinstance(exc, NotFound) else f"agent-{name}"
-
-
-def _expiry(expires_on: str) -> datetime | None:
-    if not expires_on.strip():
-        return None
-    try:
-        day = date.fromisoformat(expires_on.strip())
-    except ValueError:
-        raise InvalidArguments("the expiry date must look like 2030-12-31") from None
-    moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    if moment <= utcnow():
-        raise InvalidArguments("the expiry date must be in the future")
-    return moment
-
-
-@router.post("/agents/{name}/keys")
-async def create_key(
-    request: Request,
-    name: str,
-    hub: HubDep,
-    session_token: SessionToken,
-    expires_on: Annotated[str, Form()] = "",
-) -> Response:
-    try:
-        expires_at = _expiry(expires_on)
-        key = await hub.db.run(
-            lambda s: agent_service.create_key(s, agent=agent_service.get_agent(s, name=name), expires_at=expires_at)
-        )
-    except SwitchboardError as exc:
-        return await failed(request, hub, session_token, exc, section="agents", form_id=_agent_form(name, exc))
-    await hub.changed()
-    return await show(request, hub, session_token, section="agents", status=201, new_key=_NewKey(name, key))
-
-
-@router.post("/agents/{name}/keys/{key_id}/revoke")
-async def revoke_key(request: Request, name: str, key_id: int, hub: HubDep, session_token: SessionToken) -> Response:
-    try:
-        await hub.db.run(
-            lambda s: agent_service.revoke_key(s, agent=agent_service.get_agent(s, name=name), key_id=key_id)
-        )
-    except SwitchboardError as exc:
-        return await failed(request, hub, session_token, exc, section="agents", form_id=_agent_form(name, exc))
-    await hub.changed()
-    return await succeeded(request, hub, session_token, section="agents", done="key-revoked")
-
-
-@router.post("/agents/{name}/disable")
-async def disable_agent(request: Request, name: str, hub: HubDep, session_token: SessionToken) -> Response:
-    try:
-        await hub.db.run(lambda s: agent_service.disable_agent(s, agent=agent_service.get_agent(s, name=name)))
-    except SwitchboardError as exc:
-        return await failed(request, hub, session_token, exc, section="agents", form_id=_agent_form(name, exc))
-    await hub.changed()
-    return await succeeded(request, hub, session_token, section="agents", done="agent-disabled")
-
-
-# --- grants --------------------------------------------------------------------------------------------
-
-
-def _constraints(text: str) -> dict[str, Any]:
-    return json_object(text, what="constraints", example='{"max_results": 50}', limit=_MAX_CONSTRAINTS)
-
-
-@router.post("/grants")
-async def add_grant(
-    request: Request,
-    hub: HubDep,
-    session_token: SessionToken,
-    agent: Annotated[str, Form()] = "",
-    connection: Annotated[str, Form()] = "",
-    scope: Annotated[str, Form()] = "",
-    constraints: Annotated[str, Form()] = "",
-) -> Response:
-    form = {"agent": agent, "connection": connection, "scope": scope, "constraints": constraints}
-    try:
-        parsed = _constraints(constraints)
-    except InvalidArguments as exc:
-        return await failed(
-            request, hub, session_token, exc, section="agents", form_id="grant-form", field="constraints", form=form
-        )
-
-    def grant(session: Session) -> None:
-        agent_service.add_grant(
-            session,
-            agent=agent_service.get_agent(session, name=agent),
-            connection=agent_service.get_connection(session, name=connection),
-            scope=scope,
-            constraints=parsed,
-        )
-
-    try:
-        await hub.db.run(grant)
-    except SwitchboardError as exc:
-        return await failed(request, hub, session_token, exc, section="agents", form_id="grant-form", form=form)
-    await hub.changed()
-    return await succeeded(request, hub, session_token, section="agents", done="granted")
-
-
-@router.post("/grants/{grant_id}/revoke")
-async def revoke_grant(request: Request, grant_id: int, hub: HubDep, session_token: SessionToken) -> Response:
-    def remove(session: Session) -> None:
-        grant = session.get(Grant, grant_id)
-        if grant is None:
-            raise NotFound(f"no grant {grant_id}; it may have been revoked already")
-        agent_service.remove_grant(session, agent=grant.agent, connection=grant.connection, scope=grant.scope)
-
-    try:
-        await hub.db.run(remove)
-    except SwitchboardError as exc:
-        return await failed(request, hub, session_token, exc, section="agents", form_id="agents")
-    await hub.changed()
-    return await succeeded(request, hub, session_token, section="agents", done="grant-revoked")
-
-
 # --- fragments and assets ------------------------------------------------------------------------------
 
 
@@ -348,3 +199,6 @@ async def static(name: str) -> Response:
 
 
 router.include_router(policy_pages.router)
+router.include_router(roster_pages.router)
+router.include_router(activity_pages.router)
+router.include_router(usage_pages.router)

@@ -1,5 +1,6 @@
 """The admin page's policy parts: calls waiting for approval, each agent's flow rules and untrusted-session
-policy, and Explain (what policy would decide for a call, every rule that fired).
+policy (answered on the agent's own page, hub.admin.roster_answers), and Explain (what policy would decide
+for a call, every rule that fired).
 
 Included in hub.admin.pages' router, so the same rules hold: PageRoute answers errors as HTML, every form
 works as a plain POST without JavaScript, and hub.api.deps.current_admin checks the CSRF token first. The
@@ -16,9 +17,11 @@ from starlette.responses import Response
 from hub import agents as agent_service
 from hub.admin.answers import SessionToken, failed, json_object, show, succeeded
 from hub.admin.rendering import PageRoute
+from hub.admin.roster_answers import agent_failed, agent_succeeded
 from hub.api.admin_routes import decide_call, explain_call
 from hub.api.deps import HubDep
-from hub.errors import InvalidArguments, NotFound, SwitchboardError
+from hub.api.params import RowId
+from hub.errors import InvalidArguments, SwitchboardError
 
 __all__ = ["router"]
 
@@ -55,11 +58,6 @@ async def deny(request: Request, call_id: str, hub: HubDep, session_token: Sessi
 # --- flow rules and the untrusted-session policy -------------------------------------------------------
 
 
-def _form_of(kind: str, name: str, exc: SwitchboardError) -> str:
-    # A message about one agent's form shows beside it, unless the agent is not on the page at all.
-    return "agents" if isinstance(exc, NotFound) else f"{kind}-{name}"
-
-
 @router.post("/agents/{name}/flow-rules")
 async def add_flow_rule(
     request: Request,
@@ -78,16 +76,14 @@ async def add_flow_rule(
         await hub.db.run(add)
     except SwitchboardError as exc:
         form = {"label": label, "target": target}
-        return await failed(
-            request, hub, session_token, exc, section="agents", form_id=_form_of("flow-form", name, exc), form=form
-        )
+        return await agent_failed(request, hub, session_token, exc, name=name, form_id=f"flow-form-{name}", form=form)
     await hub.changed()
-    return await succeeded(request, hub, session_token, section="agents", done="flow-rule-added")
+    return await agent_succeeded(request, hub, session_token, name=name, done="flow-rule-added")
 
 
 @router.post("/agents/{name}/flow-rules/{rule_id}/remove")
 async def remove_flow_rule(
-    request: Request, name: str, rule_id: int, hub: HubDep, session_token: SessionToken
+    request: Request, name: str, rule_id: RowId, hub: HubDep, session_token: SessionToken
 ) -> Response:
     def remove(session: Session) -> None:
         agent_service.remove_flow_rule(session, agent=agent_service.get_agent(session, name=name), rule_id=rule_id)
@@ -95,9 +91,9 @@ async def remove_flow_rule(
     try:
         await hub.db.run(remove)
     except SwitchboardError as exc:
-        return await failed(request, hub, session_token, exc, section="agents", form_id=_form_of("agent", name, exc))
+        return await agent_failed(request, hub, session_token, exc, name=name, form_id="flow-rules")
     await hub.changed()
-    return await succeeded(request, hub, session_token, section="agents", done="flow-rule-removed")
+    return await agent_succeeded(request, hub, session_token, name=name, done="flow-rule-removed")
 
 
 @router.post("/agents/{name}/untrusted-policy")
@@ -114,10 +110,9 @@ async def set_untrusted_policy(
     try:
         await hub.db.run(update)
     except SwitchboardError as exc:
-        form_id = _form_of("untrusted-form", name, exc)
-        return await failed(request, hub, session_token, exc, section="agents", form_id=form_id)
+        return await agent_failed(request, hub, session_token, exc, name=name, form_id=f"untrusted-form-{name}")
     await hub.changed()
-    return await succeeded(request, hub, session_token, section="agents", done="untrusted-policy-set")
+    return await agent_succeeded(request, hub, session_token, name=name, done="untrusted-policy-set")
 
 
 # --- explain -------------------------------------------------------------------------------------------

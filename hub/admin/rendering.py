@@ -53,6 +53,7 @@ STATIC: dict[str, Asset] = {
     "htmx.min.js": _asset("htmx.min.js", "text/javascript"),
     "admin.js": _asset("admin.js", "text/javascript"),
     "admin.css": _asset("admin.css", "text/css"),
+    "favicon.svg": _asset("favicon.svg", "image/svg+xml"),
 }
 
 
@@ -79,6 +80,24 @@ def _iso(value: datetime | str | None) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
+def _ago(value: datetime | str | None) -> str:
+    """How far from now, in words: "in 25 min", "3 h ago", "just now"; beside the absolute time, not for it."""
+    if value is None or value == "":
+        return ""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    seconds = (moment - datetime.now(UTC)).total_seconds()
+    span = abs(seconds)
+    if span < 60:
+        return "in under a minute" if seconds > 0 else "just now"
+    if span < 120 * 60:
+        text = f"{int(span // 60)} min"
+    elif span < 48 * 3600:
+        text = f"{int(span // 3600)} h"
+    else:
+        text = f"{int(span // 86400)} days"
+    return f"in {text}" if seconds > 0 else f"{text} ago"
+
+
 def _asset_url(name: str) -> str:
     # The content hash in the URL lets browsers cache assets for long without ever running stale code.
     return f"/admin/static/{name}?v={STATIC[name].version}"
@@ -96,7 +115,7 @@ _ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_ENV.filters.update(when=_when, iso=_iso, pretty_json=_pretty_json)
+_ENV.filters.update(when=_when, iso=_iso, ago=_ago, pretty_json=_pretty_json)
 _ENV.globals.update(asset=_asset_url, now=lambda: datetime.now(UTC))
 
 

@@ -1,6 +1,7 @@
 """What the admin page shows, read in one transaction into plain objects that hold no secret."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -9,6 +10,7 @@ from sqlalchemy.orm import Session, selectinload
 from connectors import CONNECTORS, TOOLS
 from connectors.base import Manifest
 from hub import approvals
+from hub.agents import last_activity
 from hub.approvals import ApprovalView
 from hub.audit import latest
 from hub.connections import API_KEY_GRANT, list_connections
@@ -143,6 +145,7 @@ class Dashboard:
     pending: list[ApprovalView]  # calls waiting for a human, newest first
     pending_count: int  # all of them, where `pending` may be cut short
     decided: list[ApprovalView]  # the latest calls no longer pending
+    last_activity: dict[str, datetime] = field(default_factory=dict)  # agent name → its newest call's time
 
     @property
     def grantable(self) -> list[ConnectionRead]:
@@ -193,6 +196,7 @@ def load_dashboard(session: Session, vault: Vault) -> Dashboard:
         pending=pending,
         pending_count=approvals.pending_count(session),
         decided=[a for a in latest_calls if a.status != "pending"][:DECIDED_ROWS],
+        last_activity=last_activity(session),
     )
 
 

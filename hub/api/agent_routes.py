@@ -4,31 +4,44 @@ import re
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
+from connectors import TOOLS
 from hub.api.deps import AgentDep, HubDep
-from hub.api.problems import problem_response
+from hub.api.problems import problem_response, problem_responses
 from hub.calls import CallResult
 from hub.catalog import agent_tools, render
 from hub.errors import ApprovalDenied, BadRequest, InvalidArguments
 
 __all__ = ["MAX_BODY", "router"]
 
-router = APIRouter(prefix="/v1", tags=["agents"])
+router = APIRouter(prefix="/v1", tags=["agents"], responses=problem_responses(401))
 MAX_BODY = 1 << 20
 MAX_WAIT = 60
+ToolName = Annotated[
+    str,
+    Path(
+        json_schema_extra={"enum": sorted(TOOLS)},
+        description="A tool's name, as GET /v1/tools lists it; one this agent is not granted is refused.",
+    ),
+]
 _SESSION_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 SessionHeader = Annotated[
     str | None,
     Header(
         alias="X-Switchboard-Session",
+        # Documented, and checked by the route: a malformed header is a 400 problem, as the agent API has it.
+        json_schema_extra={"pattern": _SESSION_ID.pattern},
         description="Groups calls into a session for the untrusted-input rule (1-128 URL-safe characters).",
     ),
 ]
 
+# The call route reads its body itself (one parse, no pydantic model on the hot path); this is what it accepts.
+# No body at all is a call without arguments.
 _CALL_BODY = {
-    "required": True,
+    "required": False,
     "content": {
         "application/json": {
             "schema": {
@@ -39,7 +52,7 @@ _CALL_BODY = {
                         "description": "The tool's arguments, per its input_schema.",
                     },
                     "connection": {
-                        "type": "string",
+                        "type": ["string", "null"],
                         "description": "Which connection, when several are granted.",
                     },
                 },
@@ -50,20 +63,59 @@ _CALL_BODY = {
 }
 
 
+class ToolList(BaseModel):
+    tools: list[dict[str, Any]] = Field(description="Each tool in the format asked for.")
+
+
+class CallAnswer(BaseModel):
+    call_id: str
+    result: Any = Field(description="The tool's result, per its output schema.")
+    notes: list[str] | None = Field(default=None, description="What the hub changed or noticed, e.g. a redaction.")
+
+
+class CallHeld(BaseModel):
+    call_id: str
+    status: Literal["pending_approval"]
+    detail: str
+    outcome_url: str = Field(description="Where the outcome will be: GET it, with ?wait= to wait for it.")
+
+
+class CallDone(CallAnswer):
+    status: Literal["done"]
+
+
+class CallWaiting(BaseModel):
+    call_id: str
+    status: Literal["pending_approval", "approved", "running"]
+
+
 def _json(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-@router.get("/tools", summary="The tools this agent's grants allow")
+@router.get(
+    "/tools",
+    summary="The tools this agent's grants allow",
+    responses={200: {"model": ToolList}, **problem_responses(422)},
+)
 async def list_tools(
     agent: AgentDep, format: Literal["switchboard", "anthropic", "openai", "mcp"] = "switchboard"
 ) -> Response:
     return _json({"tools": render(agent_tools(agent), format)})
 
 
-@router.post("/tools/{tool}/call", summary="Call a tool", openapi_extra={"requestBody": _CALL_BODY})
+@router.post(
+    "/tools/{tool}/call",
+    summary="Call a tool",
+    openapi_extra={"requestBody": _CALL_BODY},
+    responses={
+        200: {"model": CallAnswer},
+        202: {"model": CallHeld, "description": "Held for a human's approval"},
+        **problem_responses(400, 403, 404, 409, 413, 422, 429, 502, 503, 504),
+    },
+)
 async def call_tool(
-    tool: str, request: Request, agent: AgentDep, hub: HubDep, session: SessionHeader = None
+    tool: ToolName, request: Request, agent: AgentDep, hub: HubDep, session: SessionHeader = None
 ) -> Response:
     body = await request.body()
     if len(body) > MAX_BODY:
@@ -79,9 +131,7 @@ async def call_tool(
         raise InvalidArguments(
             f"unexpected field(s) {', '.join(sorted(unexpected))}: put tool arguments in 'arguments'"
         )
-    connection = payload.get("connection")
-    if connection is not None and not isinstance(connection, str):
-        raise InvalidArguments("'connection' must be a connection name")
+    connection = payload.get("connection")  # its type is checked by the pipeline, as for MCP
     if session is not None and not _SESSION_ID.match(session):
         raise BadRequest("X-Switchboard-Session must be 1-128 characters of letters, digits and ._:@/+=-")
     outcome = await hub.calls.run(agent, tool, payload.get("arguments", {}), connection, session)
@@ -104,7 +154,16 @@ def pending_body(outcome: CallResult) -> dict[str, Any]:
     }
 
 
-@router.get("/calls/{call_id}", summary="The outcome of a call that waited for approval")
+@router.get(
+    "/calls/{call_id}",
+    summary="The outcome of a call that waited for approval",
+    responses={
+        200: {"model": CallDone},
+        202: {"model": CallWaiting, "description": "Still waiting for a human, or running"},
+        # A call that failed answers with its own problem, whatever it was.
+        **problem_responses(403, 404, 409, 422, 429, 502, 503, 504),
+    },
+)
 async def call_outcome(
     call_id: str, agent: AgentDep, hub: HubDep, wait: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 0
 ) -> Response:

@@ -9,6 +9,8 @@ from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.openapi.models import HTTPBearer
+from fastapi.security.base import SecurityBase
 from sqlalchemy.orm import Session
 
 from hub.admin_auth import SESSION_COOKIE, check_api_token, csrf_valid, valid_session
@@ -48,10 +50,21 @@ def agent_from_authorization(hub: Hub, authorization: str | None) -> AgentPrinci
     return agent
 
 
-async def current_agent(request: Request, hub: HubDep) -> AgentPrincipal:
-    return agent_from_authorization(hub, request.headers.get("authorization"))
+class _BearerScheme(SecurityBase):
+    """A bearer-token scheme in the OpenAPI document whose instance is itself the dependency that checks the
+    token, so declaring it adds no dependency for a request to resolve."""
+
+    def __init__(self, name: str, description: str) -> None:
+        self.model = HTTPBearer(description=description)
+        self.scheme_name = name
 
 
+class _AgentKey(_BearerScheme):
+    async def __call__(self, request: Request) -> AgentPrincipal:
+        return agent_from_authorization(request.app.state.hub, request.headers.get("authorization"))
+
+
+current_agent = _AgentKey("agentKey", "An agent key, sbk_…, from the admin page or `switchboard agent create`.")
 AgentDep = Annotated[AgentPrincipal, Depends(current_agent)]
 
 
@@ -61,7 +74,12 @@ class AdminPrincipal:
     session_token: str | None = None
 
 
-async def current_admin(request: Request, hub: HubDep) -> AdminPrincipal:
+class _AdminCredentials(_BearerScheme):
+    async def __call__(self, request: Request) -> AdminPrincipal:
+        return await _admin(request, request.app.state.hub)
+
+
+async def _admin(request: Request, hub: Hub) -> AdminPrincipal:
     """An admin API token (bearer), or a page session cookie whose unsafe requests carry the CSRF token."""
     token = bearer(request.headers.get("authorization"))
     configured = hub.settings.admin_token.get_secret_value() if hub.settings.admin_token else None
@@ -88,4 +106,9 @@ async def current_admin(request: Request, hub: HubDep) -> AdminPrincipal:
     raise Unauthenticated("sign in on the admin page, or send an admin token as 'Authorization: Bearer sba_…'")
 
 
+current_admin = _AdminCredentials(
+    "adminToken",
+    "An admin API token, sba_…, from `switchboard admin token`. The admin page's session cookie also works, "
+    "with its CSRF token in X-CSRF-Token on unsafe methods.",
+)
 AdminDep = Annotated[AdminPrincipal, Depends(current_admin)]

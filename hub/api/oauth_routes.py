@@ -8,6 +8,7 @@ from starlette.responses import RedirectResponse
 
 from hub.admin_auth import csrf_valid
 from hub.api.deps import AdminDep, HubDep
+from hub.api.problems import problem_responses
 from hub.errors import Forbidden
 
 __all__ = ["router"]
@@ -15,7 +16,16 @@ __all__ = ["router"]
 router = APIRouter(tags=["oauth"])
 
 
-@router.get("/connect/{provider}", summary="Start connecting a provider account", status_code=302)
+@router.get(
+    "/connect/{provider}",
+    summary="Start connecting a provider account",
+    status_code=302,
+    responses={
+        302: {"description": "To the provider's consent page"},
+        **problem_responses(400, 401, 403, 404, 422),
+    },
+    response_class=RedirectResponse,
+)
 async def connect(
     provider: str,
     admin: AdminDep,
@@ -33,7 +43,13 @@ async def connect(
     return RedirectResponse(url, status_code=302)
 
 
-@router.get("/oauth/callback", summary="Where the provider sends the admin back", status_code=303)
+@router.get(
+    "/oauth/callback",
+    summary="Where the provider sends the admin back",
+    status_code=303,
+    responses={303: {"description": "To the admin page"}, **problem_responses(400, 422, 502)},
+    response_class=RedirectResponse,
+)
 async def callback(
     hub: HubDep,
     state: Annotated[str | None, Query(max_length=200)] = None,

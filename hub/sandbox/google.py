@@ -7,7 +7,8 @@ One class serves both APIs, as one Google OAuth client does; the hub mounts one 
 Test hooks live under `/_control/`: `POST expire-tokens`, `GET stats`, `POST reset-stats`,
 `GET issued-tokens`, `POST revoke-all`, `GET drive-notifications` (share emails Drive would have sent) and
 `POST throttle` (`{"count": N, "retry_after": S | null, "reason": "rateLimitExceeded" |
-"userRateLimitExceeded"}`: the next N API calls get Google's 429, or its 403 for a per-user limit).
+"userRateLimitExceeded"}`: the next N API calls get Google's 429, or its 403 for a per-user limit) and
+`POST fault` (slow answers, 5xx, resets, malformed JSON: see `hub.sandbox._control`).
 """
 
 import threading
@@ -58,6 +59,10 @@ def _throttled(throttle: Throttle) -> Response:
     return error_response(GoogleError(_RATE_REASONS[reason], message, reason, domain="usageLimits", headers=headers))
 
 
+def _failed(status: int, message: str) -> Response:
+    return error_response(GoogleError(status, message, "invalid" if status < 500 else "backendError"))
+
+
 class GoogleSandbox:
     """One Google account (Drive and Gmail) with one registered OAuth client (`client_id`/`client_secret`)."""
 
@@ -93,6 +98,7 @@ class GoogleSandbox:
             is_api=lambda path: path.startswith(_API_PREFIXES),
             read_throttle=_read_throttle,
             throttled=_throttled,
+            error=_failed,
         )
         self.app = Starlette(
             routes=[

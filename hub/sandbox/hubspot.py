@@ -4,8 +4,9 @@ notes (with associations), deal pipelines and owners.
 The hub mounts `HubSpotSandbox(...).app` at `/sandbox/hubspot` in demo mode; tests serve it alone. It is also
 the "fast local upstream" of the benchmarks, so requests take plain Starlette routes, orjson and one lock.
 
-Test hooks live under `/_control/`: `POST expire-tokens`, `GET stats`, `POST reset-stats`, `POST revoke-all`
-and `POST throttle` (`{"count": N, "retry_after": S | null}`: the next N API calls get HubSpot's 429).
+Test hooks live under `/_control/`: `POST expire-tokens`, `GET stats`, `POST reset-stats`, `POST revoke-all`,
+`POST throttle` (`{"count": N, "retry_after": S | null}`: the next N API calls get HubSpot's 429) and
+`POST fault` (slow answers, 5xx, resets, malformed JSON: see `hub.sandbox._control`).
 """
 
 import threading
@@ -93,6 +94,10 @@ def _read_throttle(raw: bytes) -> Throttle:
     return throttle
 
 
+def _failed(status: int, message: str) -> Response:
+    return _error(CrmError(status, "VALIDATION_ERROR" if status < 500 else "INTERNAL_ERROR", message))
+
+
 def _throttled(throttle: Throttle) -> Response:
     # Real HubSpot sends no Retry-After, only its rate-limit headers; the control endpoint may add one.
     headers = {
@@ -141,6 +146,7 @@ class HubSpotSandbox:
             is_api=lambda path: path.startswith("/crm/"),
             read_throttle=_read_throttle,
             throttled=_throttled,
+            error=_failed,
         )
         objects = "/crm/v3/objects/{object_type}"
         self.app = Starlette(

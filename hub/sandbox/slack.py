@@ -11,7 +11,8 @@ Methods: `auth.test`, `conversations.list`, `conversations.history`, `conversati
 
 Test hooks live under `/_control/`: `POST expire-tokens`, `GET stats`, `POST reset-stats`, `GET issued-tokens`,
 `POST revoke-all` (uninstall: every token stops working) and `POST throttle` (`{"count": N, "retry_after": S |
-null}`: the next N API calls get Slack's 429; Slack always sends Retry-After, so null means 1 second).
+null}`: the next N API calls get Slack's 429; Slack always sends Retry-After, so null means 1 second) and
+`POST fault` (slow answers, 5xx, resets, malformed JSON: see `hub.sandbox._control`).
 """
 
 import threading
@@ -98,6 +99,12 @@ def _throttled(throttle: Throttle) -> Response:
     return json_response({"ok": False, "error": "ratelimited"}, 429, {"Retry-After": str(throttle.retry_after)})
 
 
+def _failed(status: int, message: str) -> Response:
+    # Slack's error strings carry no message; the status picks the one Slack uses for it.
+    error = "invalid_arguments" if status < 500 else "service_unavailable" if status == 503 else "internal_error"
+    return _error(SlackError(error, status))
+
+
 async def _slack_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SlackError)  # only the control hooks raise out of a route: the API answers its own
     return _error(exc)
@@ -139,6 +146,7 @@ class SlackSandbox:
             is_api=lambda path: path.startswith("/api/") and path != _TOKEN_PATH,
             read_throttle=_read_throttle,
             throttled=_throttled,
+            error=_failed,
         )
         self._methods: dict[str, Handler] = {
             "auth.test": self._auth_test,

@@ -9,7 +9,8 @@ with an `Idempotency-Key` runs once: the same key and parameters replay the firs
 
 Test hooks live under `/_control/`: `POST expire-tokens`, `GET stats`, `POST reset-stats`,
 `GET issued-tokens`, `POST revoke-all`, `POST throttle` (`{"count": N, "retry_after": S | null}`: the next N
-API calls get Stripe's 429), `POST fail` (`{"count": N, "status": 500}`: the next N get a 5xx),
+API calls get Stripe's 429), `POST fault` (slow answers, 5xx, resets, malformed JSON: see
+`hub.sandbox._control`; `POST fail` `{"count": N, "status": 500}` is its older spelling for a 5xx),
 `POST api-keys` (`{"permissions": ["rak_charge_read", …]}` mints a restricted key; `{}` a secret key) and
 `GET outbox` (the invoice emails "sent").
 """
@@ -28,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hub.sandbox._common import SandboxStats, json_response, route_path
-from hub.sandbox._control import Controls, Throttle, decode_object, throttle_from
+from hub.sandbox._control import Controls, Fault, Throttle, decode_object, throttle_from
 from hub.sandbox._stripe_billing import Billing
 from hub.sandbox._stripe_oauth import ConnectOAuth, Principal, mask
 from hub.sandbox._stripe_params import Params, StripeApiError, decode
@@ -84,6 +85,13 @@ def _throttled(throttle: Throttle) -> Response:
     return _error_response(StripeApiError(429, message, code="rate_limit", headers=headers))
 
 
+def _failed(status: int, message: str) -> Response:
+    if status >= 500:
+        message = "An unknown error occurred while processing your request; try again shortly."
+        return _error_response(StripeApiError(status, message, type="api_error"))
+    return _error_response(StripeApiError(status, message))
+
+
 class StripeSandbox:
     """One Stripe test-mode account with one Connect platform (`client_id`, secret key `client_secret`)."""
 
@@ -110,7 +118,6 @@ class StripeSandbox:
             stats=self.stats,
         )
         self._replies: dict[str, tuple[tuple[Any, ...], int, bytes, str]] = {}
-        self._failures: tuple[int, int] = (0, 500)
         self._controls = Controls(
             lock=self._lock,
             stats=self.stats,
@@ -118,7 +125,7 @@ class StripeSandbox:
             is_api=lambda path: path.startswith("/v1/"),
             read_throttle=_read_throttle,
             throttled=_throttled,
-            refuse=self._fail,
+            error=_failed,
             log_control_requests=True,  # Stripe's stats have always listed the control calls too
         )
         store, billing = self.store, self.billing
@@ -172,15 +179,6 @@ class StripeSandbox:
         self._oauth.expire_access_tokens()
 
     # -- per request -------------------------------------------------------------------------------------
-
-    def _fail(self) -> Response | None:
-        """A failing API call gets its 5xx here; called by the gate with the lock held."""
-        failing, status = self._failures
-        if failing <= 0:
-            return None
-        self._failures = (failing - 1, status)
-        message = "An unknown error occurred while processing your request; try again shortly."
-        return _error_response(StripeApiError(status, message, type="api_error"))
 
     def _guard(self, request: Request, resource: str, *, write: bool) -> Principal:
         """Authenticate, then check the key's scope or permissions: 401 before 403, like Stripe."""
@@ -288,12 +286,12 @@ class StripeSandbox:
     # -- test hooks ----------------------------------------------------------------------------------------
 
     async def _control_fail(self, request: Request) -> Response:
+        """The older spelling of `POST fault` with `kind` "status"."""
         body = await _control_body(request)
         count, status = body.get("count", 1), body.get("status", 500)
         if not isinstance(count, int) or not isinstance(status, int) or not 500 <= status <= 599:
             raise StripeApiError(400, "count must be an integer and status a 5xx code")
-        with self._lock:
-            self._failures = (count, status)
+        self._controls.inject(Fault("status", count, status))
         return Response(status_code=204)
 
     async def _control_api_key(self, request: Request) -> Response:

@@ -44,7 +44,7 @@ def test_a_new_key_is_shown_once_and_forms_need_the_csrf_token(hub: Hub) -> None
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in created.text and "<script>alert" not in created.text
         assert _tools(hub, key) == []  # the key works; with no grant it sees no tool
 
-        page = browser.get("/admin/")
+        page = browser.get("/admin/agents/support-bot")
         assert key not in page.text and not KEY.search(page.text)
         assert f"<code>{key[:8]}…</code>" in page.text
         duplicate = browser.post("/admin/agents", data={**form, "csrf_token": csrf})
@@ -53,9 +53,9 @@ def test_a_new_key_is_shown_once_and_forms_need_the_csrf_token(hub: Hub) -> None
         assert bad_name.status_code == 422 and 'id="create-agent-error"' in bad_name.text
         assert 'value="Not Valid"' in bad_name.text  # what was typed is kept
 
-        # A second key, through htmx: a fragment, shown once too.
+        # A second key on the agent's page, through htmx: a fragment, shown once too.
         second = browser.post("/admin/agents/support-bot/keys", data={"expires_on": "2999-01-01"}, headers=htmx(csrf))
-        assert second.status_code == 201 and second.text.lstrip().startswith('<section id="agents"')
+        assert second.status_code == 201 and second.text.lstrip().startswith('<section id="agent" ')
         assert "<html" not in second.text
         (key2,) = set(KEY.findall(second.text))
         hub.secrets.add(key2)
@@ -66,7 +66,8 @@ def test_a_new_key_is_shown_once_and_forms_need_the_csrf_token(hub: Hub) -> None
         # Revoking the first key stops it at once; disabling the agent stops the second.
         key_id = next(k["id"] for k in _agents(hub)[0]["keys"] if not k["revoked_at"])  # type: ignore[attr-defined,index]
         revoked = browser.post(f"/admin/agents/support-bot/keys/{key_id}/revoke", data={"csrf_token": csrf})
-        assert revoked.status_code == 303 and revoked.headers["location"] == "/admin/?done=key-revoked#agents"
+        assert revoked.status_code == 303
+        assert revoked.headers["location"] == "/admin/agents/support-bot?done=key-revoked"
         assert "Key revoked" in browser.get(revoked.headers["location"]).text
         assert _tools(hub, key) == 401 and _tools(hub, key2) == []
         disabled = browser.post("/admin/agents/support-bot/disable", headers=htmx(csrf))
@@ -110,15 +111,16 @@ def test_grants_made_on_the_page_decide_what_the_agent_sees(hub: Hub) -> None:
         )
         assert granted.status_code == 200 and "Grant saved" in granted.text
         assert "<html" not in granted.text and granted.text.lstrip().startswith('<section id="agents"')
-        assert "&lt;b&gt;" in granted.text and '"max_results": 5' in granted.text.replace("&#34;", '"')
+        agent_page = browser.get("/admin/agents/support-bot").text
+        assert "&lt;b&gt;" in agent_page and '"max_results": 5' in agent_page.replace("&#34;", '"')
         tools = _tools(hub, key)
         assert isinstance(tools, list) and "hubspot_contacts_search" in tools and "hubspot_contacts_get" in tools
 
-        (grant_id,) = re.findall(r'action="/admin/grants/(\d+)/revoke"', browser.get("/admin/").text)
-        revoked = browser.post(f"/admin/grants/{grant_id}/revoke", data={"csrf_token": csrf})
+        (grant_id,) = re.findall(r'action="/admin/agents/support-bot/grants/(\d+)/revoke"', agent_page)
+        revoked = browser.post(f"/admin/agents/support-bot/grants/{grant_id}/revoke", data={"csrf_token": csrf})
         assert revoked.status_code == 303
         assert _tools(hub, key) == []
-        gone = browser.post(f"/admin/grants/{grant_id}/revoke", headers=htmx(csrf))
+        gone = browser.post(f"/admin/agents/support-bot/grants/{grant_id}/revoke", headers=htmx(csrf))
         assert gone.status_code == 404 and "no grant" in gone.text
 
 

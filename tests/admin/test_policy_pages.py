@@ -93,13 +93,12 @@ def test_held_calls_are_approved_and_denied_once_from_the_page(hub: Hub) -> None
         assert missing.status_code == 404 and "no approval" in missing.text
 
 
-def test_flow_rules_and_the_untrusted_policy_are_set_in_the_agent_card(hub: Hub) -> None:
+def test_flow_rules_and_the_untrusted_policy_are_set_on_the_agent_page(hub: Hub) -> None:
     hub.create_agent("bot")
     rule = {"label": "pii.email", "target": "messaging.chat.send"}
     with signed_in(hub) as browser:
         csrf = csrf_of(browser)
-        page = browser.get("/admin/").text
-        card = page.split('id="agent-bot"')[1]
+        card = browser.get("/admin/agents/bot").text.split('id="flow-rules"')[1]
         assert '<option value="pii">' in card and '<option value="slack_messages_post">' in card
         flow_form = card.split('id="flow-form-bot"')[1].split("</form>")[0]
         assert 'value="hubspot_contacts_search"' not in flow_form  # it sends nothing on
@@ -111,7 +110,7 @@ def test_flow_rules_and_the_untrusted_policy_are_set_in_the_agent_card(hub: Hub)
 
         added = browser.post("/admin/agents/bot/flow-rules", data=rule, headers=htmx(csrf))
         assert added.status_code == 200 and "Flow rule saved" in added.text
-        assert added.text.lstrip().startswith('<section id="agents"')
+        assert added.text.lstrip().startswith('<section id="agent" ')
         (saved,) = _agent(hub, "bot")["flow_rules"]
         assert (saved["label"], saved["target"]) == ("pii.email", "messaging.chat.send")
 
@@ -122,7 +121,7 @@ def test_flow_rules_and_the_untrusted_policy_are_set_in_the_agent_card(hub: Hub)
         assert len(_agent(hub, "bot")["flow_rules"]) == 1
 
         removed = browser.post(f"/admin/agents/bot/flow-rules/{saved['id']}/remove", data={"csrf_token": csrf})
-        assert removed.status_code == 303 and removed.headers["location"] == "/admin/?done=flow-rule-removed#agents"
+        assert removed.status_code == 303 and removed.headers["location"] == "/admin/agents/bot?done=flow-rule-removed"
         assert _agent(hub, "bot")["flow_rules"] == []
         gone = browser.post(f"/admin/agents/bot/flow-rules/{saved['id']}/remove", headers=htmx(csrf))
         assert gone.status_code == 404 and "has no flow rule" in gone.text
