@@ -31,7 +31,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from hub.db import rows_changed
-from hub.errors import Conflict, NotFound
+from hub.errors import Conflict, NotFound, UpstreamError
 from hub.models import Approval, utcnow
 from hub.vault import Vault
 
@@ -167,15 +167,11 @@ def arguments(approval: Approval, vault: Vault) -> dict[str, Any]:
     return loaded
 
 
-def _get(session: Session, call_id: str) -> Approval:
+def get(session: Session, call_id: str) -> Approval:
     approval = session.get(Approval, call_id)
     if approval is None:
         raise NotFound(f"no approval {call_id[:36]!r}")
     return approval
-
-
-def get(session: Session, call_id: str) -> Approval:
-    return _get(session, call_id)
 
 
 def view(approval: Approval, vault: Vault) -> ApprovalView:
@@ -227,7 +223,7 @@ def decide(session: Session, *, call_id: str, approve: bool, by: str) -> str:
     )
     if changed == 1:
         return "approved" if approve else "denied"
-    approval = _get(session, call_id)
+    approval = get(session, call_id)
     status = _effective_status(approval)
     raise Conflict(f"call {call_id} is {status}, no longer pending: it was decided already or it expired")
 
@@ -272,7 +268,7 @@ def finish(
     notes: Sequence[str] = (),
     problem: dict[str, Any] | None = None,
 ) -> None:
-    approval = _get(session, call_id)
+    approval = get(session, call_id)
     approval.finished_at = utcnow()
     if problem is None:
         approval.status = "done"
@@ -285,13 +281,9 @@ def finish(
 
 def fail_stale(session: Session, *, stale_after: float) -> int:
     """Calls left `running` by a hub that stopped mid-call: failed, outcome unknown, never run again."""
-    problem = {
-        "type": "upstream_error",
-        "title": "Provider error",
-        "status": 502,
-        "detail": "the hub stopped while this approved call ran; it was not retried, so check the provider "
-        "before asking again",
-    }
+    problem = UpstreamError(
+        "the hub stopped while this approved call ran; it was not retried, so check the provider before asking again"
+    ).problem()
     return int(
         rows_changed(
             session,

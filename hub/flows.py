@@ -169,8 +169,12 @@ class FlowStore:
 
         def purge(s: Session) -> int:
             gone = rows_changed(s, delete(FlowFingerprint).where(FlowFingerprint.seen_at < now - self._retention))
+            # Each mark is kept as long as `context` honours it: a named session's for `session_ttl`, the
+            # window session's for `untrusted_window`.
             s.execute(
-                delete(UntrustedSession).where(UntrustedSession.marked_at < now - max(self._window, self._session_ttl))
+                delete(UntrustedSession).where(
+                    UntrustedSession.session != WINDOW_SESSION, UntrustedSession.marked_at < now - self._session_ttl
+                )
             )
             s.execute(
                 delete(UntrustedSession).where(
