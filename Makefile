@@ -16,7 +16,7 @@ run: $(STAMP)
 	$(BIN)/switchboard demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 3
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

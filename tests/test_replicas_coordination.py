@@ -35,6 +35,12 @@ def _search(agent: httpx.Client) -> httpx.Response:
     return agent.post("/v1/tools/hubspot_contacts_search/call", json={"arguments": {"limit": 5}})
 
 
+def _tool_names(agent: httpx.Client) -> set[str]:
+    """The tools a replica lists for the agent; none while the agent's new key has not reached it (401)."""
+    listed = agent.get("/v1/tools")
+    return {t["name"] for t in listed.json()["tools"]} if listed.status_code == 200 else set()
+
+
 def _refused_within(agent: httpx.Client, status: int) -> float:
     """Seconds until the other replica answers `status` (polling every 20 ms)."""
     started = time.monotonic()
@@ -87,8 +93,8 @@ def test_data_read_through_one_replica_cannot_leave_through_the_other(replicas: 
     with first.agent(key) as one, second.agent(key) as other:
         contact = _search(one).json()["result"]["contacts"][0]
         started = time.monotonic()
-        while "hubspot_notes_create" not in {t["name"] for t in other.get("/v1/tools").json()["tools"]}:
-            assert time.monotonic() - started < 5, "the second replica never saw the grants"
+        while "hubspot_notes_create" not in _tool_names(other):
+            assert time.monotonic() - started < 5, "the second replica never saw the agent and its grants"
             time.sleep(0.02)
         note = other.post(
             "/v1/tools/hubspot_notes_create/call",
