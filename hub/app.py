@@ -48,6 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        # The hub exports its own Prometheus metrics (/metrics); FastAPI's OpenTelemetry hooks would look the
+        # providers up on every request only to find none.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.hub = hub
     app.state.sandboxes = {}

@@ -190,12 +190,14 @@ class CallPipeline:
                 results=decision.results,
                 key=self._digest_key,
             )
-            effects = CallEffects(
-                agent.id,
-                tool.name,
-                record.connection,
-                fingerprint_result(shaped.result, tool.policy, self._flows.key),
-                session if tool.policy.untrusted else None,
+            effects = self._flows.news(
+                CallEffects(
+                    agent.id,
+                    tool.name,
+                    record.connection,
+                    fingerprint_result(shaped.result, tool.policy, self._flows.key),
+                    session if tool.policy.untrusted else None,
+                )
             )
         except SwitchboardError as exc:
             await self._record(record, exc)
@@ -211,6 +213,7 @@ class CallPipeline:
             await self._record(record, failed)
             raise failed from None
         await self._record(record, None, effects)
+        self._flows.stored(effects)
         return CallResult(call_id, shaped.result, tuple(dict.fromkeys((*decision.notes, *shaped.notes))))
 
     async def _decide(

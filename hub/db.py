@@ -1,5 +1,14 @@
-"""Engine and sessions for SQLite or PostgreSQL, and migrations (Alembic) run from code."""
+"""Engine and sessions for SQLite or PostgreSQL, and migrations (Alembic) run from code.
 
+A database that cannot be reached is an outage the hub rides out, not a bug: sessions raise
+`DatabaseUnavailable` (503, Retry-After) instead of the driver's error, connecting and waiting for a pooled
+connection are bounded so callers are answered within seconds, and the log gets one line when an outage
+starts, one every `_REPORT_EVERY` seconds while it lasts and one when it ends, never a stack trace per request.
+"""
+
+import logging
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -12,14 +21,19 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, CursorResult, Engine, Executable, create_engine, event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from hub.errors import DatabaseUnavailable
 
 __all__ = [
     "Database",
     "SchemaTooNew",
     "alembic_config",
+    "database_unavailable",
     "is_current",
+    "is_unavailable",
     "lock_row",
     "migrate",
     "rows_changed",
@@ -27,8 +41,65 @@ __all__ = [
     "schema_status",
 ]
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 _MIGRATIONS = Path(__file__).with_name("migrations")
+# Seconds to wait for PostgreSQL to accept a connection, and for a pooled connection when all are busy: an
+# unreachable database must answer callers with 503 in seconds, not after the pool's default 30 s.
+_CONNECT_TIMEOUT = 3
+_POOL_TIMEOUT = 5.0
+_REPORT_EVERY = 10.0
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """The database could not be reached, dropped the connection or had none free, as opposed to refusing a
+    statement (a constraint, a bug): the first is worth a retry, the second is not."""
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError)
+
+
+class _Outage:
+    """What the log says about an outage: when it starts, every `_REPORT_EVERY` seconds, and when it ends."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self._reported = 0.0
+        self._failures = 0
+        self._lock = threading.Lock()
+
+    def failed(self, error: BaseException) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._failures += 1
+            if self.since is not None and now - self._reported < _REPORT_EVERY:
+                return
+            self.since = self.since if self.since is not None else now
+            self._reported, failures, self._failures = now, self._failures, 0
+        cause = getattr(error, "orig", None) or error
+        first_line = (str(cause).splitlines() or [""])[0][:300]
+        log.warning(
+            "the database is unavailable (%s: %s); answering 503 until it is back (%d failed since the last report)",
+            type(cause).__name__,
+            first_line,
+            failures,
+        )
+
+    def ended(self) -> None:
+        with self._lock:
+            if self.since is None:
+                return
+            lasted, self.since, self._failures = time.monotonic() - self.since, None, 0
+        log.warning("the database is reachable again, after %.1f s", lasted)
+
+
+_OUTAGE = _Outage()
+
+
+def database_unavailable(error: BaseException) -> DatabaseUnavailable:
+    """The caller's answer to `error` (one for which `is_unavailable` holds), noted in the outage report."""
+    _OUTAGE.failed(error)
+    return DatabaseUnavailable()
 
 
 def _ensure_sqlite_dir(url: str) -> None:
@@ -53,7 +124,18 @@ def _engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    parsed = make_url(url)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_driver_name() in ("psycopg", "psycopg2") and "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = _CONNECT_TIMEOUT
+    return create_engine(
+        url,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        pool_timeout=_POOL_TIMEOUT,
+        connect_args=connect_args,
+    )
 
 
 class Database:
@@ -68,9 +150,19 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session whose transaction commits when the block ends without error."""
-        with self.sessions() as session, session.begin():
-            yield session
+        """A session whose transaction commits when the block ends without error.
+
+        Raises DatabaseUnavailable when the database cannot be reached, whether on connecting, in the block
+        or on commit; a statement the database refuses raises the driver's error as before."""
+        try:
+            with self.sessions() as session, session.begin():
+                yield session
+        except sa_exc.SQLAlchemyError as exc:
+            if not is_unavailable(exc):
+                raise
+            raise database_unavailable(exc) from exc
+        if _OUTAGE.since is not None:
+            _OUTAGE.ended()
 
     def run_sync(self, fn: Callable[[Session], T]) -> T:
         with self.session() as session:

@@ -10,14 +10,15 @@
      ├── UnknownTool                404 unknown_tool
      ├── NotFound                   404 not_found
      ├── BadRequest                 400 bad_request        (malformed JSON, bad OAuth callback)
- ├── PayloadTooLarge            413 payload_too_large  (a request body over the hub's limit)
+     ├── PayloadTooLarge            413 payload_too_large  (a request body over the hub's limit)
      ├── InvalidArguments           422 invalid_arguments
      ├── Conflict                   409 conflict
      │    └── ConnectionNeedsReauth 409 connection_needs_reauth
      ├── RateLimited                429 rate_limited       (Retry-After)
      ├── UpstreamError              502 upstream_error
      ├── UpstreamTimeout            504 upstream_timeout
-     └── ServiceUnavailable         503 service_unavailable
+     └── ServiceUnavailable         503 service_unavailable (Retry-After)
+          └── DatabaseUnavailable   503 service_unavailable (the database cannot be reached)
 
 `detail` is written for the caller (an agent or an admin) and never holds a secret; `log_detail` may say
 more, for the hub's log only.
@@ -32,6 +33,7 @@ __all__ = [
     "Conflict",
     "ConnectionNeedsReauth",
     "ConstraintViolated",
+    "DatabaseUnavailable",
     "FlowBlocked",
     "Forbidden",
     "InvalidArguments",
@@ -150,4 +152,23 @@ class UpstreamTimeout(SwitchboardError):
 
 
 class ServiceUnavailable(SwitchboardError):
+    """The hub cannot serve this now but will soon by itself: the caller should retry, not give up."""
+
     code, status, title = "service_unavailable", 503, "Service unavailable"
+
+    def __init__(self, detail: str, *, retry_after: float = 2.0, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, round(self.retry_after)))}
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database refused or dropped the connection (down, restarting, unreachable, out of connections).
+
+    Raised instead of the driver's error so that every path answers 503 and none a 500; the driver's
+    message, which names the database's host and port, stays in the hub's log (hub.db reports outages)."""
+
+    def __init__(self, detail: str = "the database is unavailable; try again shortly", **extra: Any) -> None:
+        super().__init__(detail, **extra)

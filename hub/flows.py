@@ -15,12 +15,14 @@ seconds; a named session's mark lasts `session_ttl`.
 """
 
 import hashlib
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, Executable, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -34,6 +36,7 @@ __all__ = ["CallEffects", "FlowStore", "session_key", "write_effects"]
 
 WINDOW_SESSION = ""
 _LOOKUP_CHUNK = 500
+_STORED_MAX = 100_000  # fingerprints remembered as lately stored; past it the memory starts over
 
 
 def session_key(session_id: str | None) -> str:
@@ -57,9 +60,32 @@ class CallEffects:
         return bool(self.fingerprints) or self.untrusted_session is not None
 
 
+@cache
+def _upserts(dialect: str) -> tuple[Executable, Executable]:
+    """The fingerprint and session-mark upserts for one dialect, built once: executed with a list of rows,
+    the statement's compiled form is cached, however many rows a batch has."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    prints = insert(FlowFingerprint)
+    marks = insert(UntrustedSession)
+    return (
+        prints.on_conflict_do_update(
+            index_elements=["agent_id", "fingerprint", "label"],
+            set_={
+                "tool": prints.excluded.tool,
+                "connection": prints.excluded.connection,
+                "seen_at": prints.excluded.seen_at,
+            },
+        ),
+        marks.on_conflict_do_update(
+            index_elements=["agent_id", "session"],
+            set_={"source_tool": marks.excluded.source_tool, "marked_at": marks.excluded.marked_at},
+        ),
+    )
+
+
 def write_effects(connection: Connection, effects: Sequence[CallEffects]) -> None:
     """Upsert the fingerprints and session marks of a batch of calls (inside the audit transaction)."""
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    upsert_prints, upsert_marks = _upserts(connection.dialect.name)
     now = utcnow()
     prints: dict[tuple[int, str, str], dict[str, Any]] = {}
     marks: dict[tuple[int, str], dict[str, Any]] = {}
@@ -80,28 +106,17 @@ def write_effects(connection: Connection, effects: Sequence[CallEffects]) -> Non
                 "source_tool": effect.tool,
                 "marked_at": now,
             }
+    # Sorted, so two replicas upserting overlapping batches take row locks in one order (no deadlock).
     if prints:
-        # Sorted, so two replicas upserting overlapping batches take row locks in one order (no deadlock).
-        rows = [prints[k] for k in sorted(prints)]
-        statement = insert(FlowFingerprint).values(rows)
-        connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=["agent_id", "fingerprint", "label"],
-                set_={
-                    "tool": statement.excluded.tool,
-                    "connection": statement.excluded.connection,
-                    "seen_at": statement.excluded.seen_at,
-                },
-            )
-        )
+        connection.execute(upsert_prints, [prints[k] for k in sorted(prints)])
     if marks:
-        statement = insert(UntrustedSession).values([marks[k] for k in sorted(marks)])
-        connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=["agent_id", "session"],
-                set_={"source_tool": statement.excluded.source_tool, "marked_at": statement.excluded.marked_at},
-            )
-        )
+        connection.execute(upsert_marks, [marks[k] for k in sorted(marks)])
+
+
+def _stored_key(effects: CallEffects, digest: str, label: str) -> tuple[int, str, str, str, str | None]:
+    # The origin is part of the key: a value read through another tool is stored again, so a refusal
+    # names the tool the agent read it from last.
+    return effects.agent_id, digest, label, effects.tool, effects.connection
 
 
 class FlowStore:
@@ -111,10 +126,35 @@ class FlowStore:
         self._retention = timedelta(seconds=settings.flow_retention)
         self._window = timedelta(seconds=settings.untrusted_window)
         self._session_ttl = timedelta(seconds=settings.session_ttl)
+        # What this process stored lately, and when: a value read again and again (the contact every call
+        # fetches) is upserted once per `_restore_after`, not by every call.
+        self._stored: dict[tuple[int, str, str, str, str | None], float] = {}
+        self._restore_after = min(60.0, settings.flow_retention / 10)
 
     @property
     def key(self) -> bytes:
         return self._key
+
+    def news(self, effects: CallEffects) -> CallEffects:
+        """`effects` without the fingerprints this process stored less than `_restore_after` ago: their rows
+        are durable already, and a `seen_at` that much older still lies well inside the retention."""
+        if not effects.fingerprints:
+            return effects
+        now, never = time.monotonic(), -self._restore_after
+        fresh = {
+            digest: label
+            for digest, label in effects.fingerprints.items()
+            if now - self._stored.get(_stored_key(effects, digest, label), never) >= self._restore_after
+        }
+        return effects if len(fresh) == len(effects.fingerprints) else replace(effects, fingerprints=fresh)
+
+    def stored(self, effects: CallEffects) -> None:
+        """Remember `effects`' fingerprints as stored: call it once their transaction has committed."""
+        if len(self._stored) > _STORED_MAX:
+            self._stored.clear()
+        now = time.monotonic()
+        for digest, label in effects.fingerprints.items():
+            self._stored[_stored_key(effects, digest, label)] = now
 
     async def context(
         self,

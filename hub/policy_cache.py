@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from connectors import TOOLS
 from hub.db import Database
+from hub.errors import DatabaseUnavailable
 from hub.models import Agent, AgentKey, Connection, FlowRule, Grant, HubMeta, utcnow
 from scopes import GrantView, tools_allowed
 from scopes.flow import SessionPolicy
@@ -128,10 +129,13 @@ class PolicyCache:
             await self.reload()
 
     async def watch(self) -> None:
-        """Poll the revision forever; a failed poll (database down) keeps serving the last snapshot."""
+        """Poll the revision forever; a failed poll keeps serving the last snapshot. A database outage is
+        hub.db's to report (once, not four times a second with a stack trace); any other failure is logged."""
         while True:
             await asyncio.sleep(self._poll_interval)
             try:
                 await self.refresh_if_stale()
+            except DatabaseUnavailable:
+                pass
             except Exception:
                 log.warning("policy revision check failed; keeping the last snapshot", exc_info=True)

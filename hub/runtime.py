@@ -14,6 +14,7 @@ from hub.audit import AuditWriter
 from hub.calls import CallPipeline
 from hub.connections import revoke_connection
 from hub.db import Database
+from hub.errors import DatabaseUnavailable
 from hub.flows import FlowStore
 from hub.models import HubMeta
 from hub.oauth import OAuthFlow
@@ -128,6 +129,8 @@ class Hub:
             self.approved.clear()
             try:
                 await self.calls.run_due_approvals()
+            except DatabaseUnavailable:
+                pass  # hub.db reports the outage; the next poll retries
             except Exception:
                 log.warning("running approved calls failed; will retry", exc_info=True)
 
@@ -140,5 +143,7 @@ class Hub:
             await asyncio.sleep(interval)
             try:
                 await job()
+            except DatabaseUnavailable:
+                pass  # hub.db reports the outage; the next round retries
             except Exception:
                 log.warning("background job %s failed", getattr(job, "__name__", job), exc_info=True)

@@ -60,7 +60,7 @@ class Process:
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(self.args, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT)
 
-    def wait_for(self, url: str, timeout: float = 30) -> None:
+    def wait_for(self, url: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc is not None

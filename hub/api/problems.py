@@ -1,5 +1,8 @@
 """Every error leaves the hub as application/problem+json (RFC 9457), never as a stack trace.
 
+A database that cannot be reached is answered 503 `service_unavailable` with Retry-After, wherever the error
+surfaced (hub.db reports the outage in the log once, not per request); any other unexpected error is a 500.
+
 `problem_responses(...)` documents those answers in the OpenAPI document, against the `Problem` schema that
 `install_problem_handlers` adds to it, so what a route is declared to return is what it returns.
 """
@@ -12,10 +15,12 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
+from hub.db import database_unavailable, is_unavailable
 from hub.errors import SwitchboardError
 
 __all__ = [
@@ -78,6 +83,7 @@ _WHY = {
 _HEADERS = {
     401: {"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}},
     429: {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "string"}}},
+    503: {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "string"}}},
 }
 
 
@@ -154,6 +160,13 @@ async def _http(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _database(request: Request, exc: Exception) -> Response:
+    """A database error that reached the app raw (most are turned into DatabaseUnavailable by hub.db)."""
+    if is_unavailable(exc):
+        return _from_error(database_unavailable(exc))
+    return await _unexpected(request, exc)
+
+
 async def _unexpected(_: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
     return problem_response(
@@ -198,5 +211,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SwitchboardError, _switchboard)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(SQLAlchemyError, _database)
     app.add_exception_handler(Exception, _unexpected)
     app.openapi = _with_problem_schema(app.openapi)  # type: ignore[method-assign]
