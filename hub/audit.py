@@ -22,7 +22,7 @@ import orjson
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.orm import Session
 
-from hub.db import Database
+from hub.db import Database, database_unavailable, is_unavailable
 from hub.flows import CallEffects, write_effects
 from hub.models import AuditHead, AuditRecord
 
@@ -151,7 +151,10 @@ class AuditWriter:
             try:
                 await anyio.to_thread.run_sync(_write, self._db.engine, entries, effects)
             except Exception as exc:
-                log.error("audit write of %d records failed: %s", len(batch), type(exc).__name__)
+                if is_unavailable(exc):
+                    exc = database_unavailable(exc)  # an outage: hub.db reports it once, not per batch
+                else:
+                    log.error("audit write of %d records failed: %s", len(batch), type(exc).__name__)
                 for _, _, future in batch:
                     if not future.done():
                         future.set_exception(exc)

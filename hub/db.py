@@ -108,17 +108,20 @@ def _ensure_sqlite_dir(url: str) -> None:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _engine(url: str) -> Engine:
+def _engine(url: str, *, durable: bool = True, pool_size: int = 10) -> Engine:
+    """An engine for `url`. Commits on a `durable=False` one do not wait for the disk: a crash may forget
+    the last moment's commits, never tear them (for counters whose loss costs nothing)."""
     _ensure_sqlite_dir(url)
     if make_url(url).get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": 30}, pool_size=8, max_overflow=8)
+        engine = create_engine(url, connect_args={"timeout": 30}, pool_size=pool_size, max_overflow=pool_size)
+        # FULL: a committed audit record survives a power cut, not just a crash.
+        synchronous = "FULL" if durable else "NORMAL"
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            # FULL: a committed audit record survives a power cut, not just a crash.
-            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
@@ -126,16 +129,33 @@ def _engine(url: str) -> Engine:
         return engine
     parsed = make_url(url)
     connect_args: dict[str, Any] = {}
-    if parsed.get_driver_name() in ("psycopg", "psycopg2") and "connect_timeout" not in parsed.query:
-        connect_args["connect_timeout"] = _CONNECT_TIMEOUT
+    if parsed.get_driver_name() in ("psycopg", "psycopg2"):
+        if "connect_timeout" not in parsed.query:
+            connect_args["connect_timeout"] = _CONNECT_TIMEOUT
+        if not durable:
+            connect_args["options"] = "-c synchronous_commit=off"
     return create_engine(
         url,
-        pool_size=10,
-        max_overflow=10,
+        pool_size=pool_size,
+        max_overflow=pool_size,
         pool_pre_ping=True,
         pool_timeout=_POOL_TIMEOUT,
         connect_args=connect_args,
     )
+
+
+@contextmanager
+def _outages_as_unavailable() -> Iterator[None]:
+    """Raise DatabaseUnavailable when the database cannot be reached, whether on connecting, in the block or
+    on commit; a statement the database refuses raises the driver's error as before."""
+    try:
+        yield
+    except sa_exc.SQLAlchemyError as exc:
+        if not is_unavailable(exc):
+            raise
+        raise database_unavailable(exc) from exc
+    if _OUTAGE.since is not None:
+        _OUTAGE.ended()
 
 
 class Database:
@@ -143,6 +163,9 @@ class Database:
         self.url = url
         self.engine = _engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Rate-limit counts: a round trip on every rate-limited call, not worth a disk flush each. A crash
+        # loses at most the last moment's counts, letting a few more calls through; it never blocks one.
+        self.counters = _engine(url, durable=False, pool_size=4)
 
     @property
     def is_sqlite(self) -> bool:
@@ -150,19 +173,18 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session whose transaction commits when the block ends without error.
+        """A session whose transaction commits when the block ends without error (DatabaseUnavailable when
+        the database cannot be reached)."""
+        with _outages_as_unavailable(), self.sessions() as session, session.begin():
+            yield session
 
-        Raises DatabaseUnavailable when the database cannot be reached, whether on connecting, in the block
-        or on commit; a statement the database refuses raises the driver's error as before."""
-        try:
-            with self.sessions() as session, session.begin():
-                yield session
-        except sa_exc.SQLAlchemyError as exc:
-            if not is_unavailable(exc):
-                raise
-            raise database_unavailable(exc) from exc
-        if _OUTAGE.since is not None:
-            _OUTAGE.ended()
+    async def count(self, fn: Callable[[Connection], T]) -> T:
+        """Run `fn` in one transaction on the counters' engine, on a worker thread."""
+        return await anyio.to_thread.run_sync(self._count, fn)
+
+    def _count(self, fn: Callable[[Connection], T]) -> T:
+        with _outages_as_unavailable(), self.counters.begin() as connection:
+            return fn(connection)
 
     def run_sync(self, fn: Callable[[Session], T]) -> T:
         with self.session() as session:
@@ -174,6 +196,7 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self.counters.dispose()
 
 
 def rows_changed(session: Session, statement: Executable) -> int:

@@ -7,7 +7,7 @@ import httpx2
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.harness import Hub, Sandbox
+from tests.harness import Hub, Sandbox, inside_one_minute_window
 
 
 def _grant(hub: Hub, constraints: dict[str, object]) -> None:
@@ -68,6 +68,7 @@ def test_rate_limits_count_every_call_of_the_grant(hub: Hub, hubspot: Sandbox) -
     hub.connect("hubspot", "crm", "crm.contacts.read")
     key = hub.create_agent("bot")
     _grant(hub, {"rate": {"per_minute": 2}})
+    inside_one_minute_window()
     with hub.agent(key) as agent:
         answers = [agent.post("/v1/tools/hubspot_contacts_search/call", json={"arguments": {}}) for _ in range(3)]
         assert [a.status_code for a in answers[:2]] == [200, 200]

@@ -26,7 +26,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from connectors import TOOLS
 from scopes.flow import MASK
-from tests.harness import Hub, Sandbox, postgres_database, run_hub, run_sandbox
+from tests.harness import Hub, Sandbox, inside_one_minute_window, postgres_database, run_hub, run_sandbox
 
 VIAS = ["rest", "mcp"]
 # provider → (the connection's name, the hub scopes it is connected for)
@@ -547,6 +547,7 @@ def test_rate_refuses_the_call_over_the_limit_before_the_provider(
 ) -> None:
     key = world.agent(tool, {"rate": {"per_minute": 2}})
     watch = world.watch(tool)
+    inside_one_minute_window()
     assert [world.call(via, key, tool, arguments).status for _ in range(2)] == [200, 200]
     assert len(watch.requests()) == 2
     watch = world.watch(tool)

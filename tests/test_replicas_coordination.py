@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import Hub, Sandbox, run_hub
+from tests.harness import Hub, Sandbox, inside_one_minute_window, run_hub
 
 PROPAGATION_LIMIT = 1.0
 
@@ -75,6 +75,7 @@ def test_rate_limits_count_calls_through_either_replica(replicas: tuple[Hub, Hub
     first, second = replicas
     key = first.create_agent("bot")
     first.grant("bot", "crm", "crm.contacts.read", {"rate": {"per_minute": 3}})
+    inside_one_minute_window()
     with first.agent(key) as one, second.agent(key) as other:
         _refused_within(other, 200)  # the grant has reached the second replica (this call counts: 1)
         assert [_search(agent).status_code for agent in (one, other)] == [200, 200]
