@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import report
+from bench import report, scale, sdk_share
 from bench.databases import KINDS, database_url
 from bench.grants import CONSTRAINED, NORATE
 from bench.policy_functions import REPEATS, time_functions
@@ -46,9 +46,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--concurrency",
         type=_ints,
-        default=[1, 32],
+        default=[1, 16, 64],
         metavar="C[,C...]",
-        help="concurrent clients per level (default 1,32)",
+        help="concurrent clients per level (default 1,16,64)",
     )
     parser.add_argument("--db", choices=KINDS, default="sqlite", help="the hub's database (default sqlite)")
     parser.add_argument(
@@ -64,7 +64,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help=f"time each policy function this long per repeat, best of {REPEATS} (default 0.2)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write every measurement here")
+    scale.add_arguments(parser)
     args = parser.parse_args(argv)
+    args.scale = scale.wanted(args)  # before --calls gets its defaults: a run that names --calls is a quick one
     if args.calls is None:
         args.calls = [_DEFAULT_CALLS.get(c, 5000) for c in args.concurrency]
     elif len(args.calls) == 1:
@@ -113,11 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     ):
         measurements = _measure_all(args, stack)
         agents = stack.grants
+        costs = sdk_share.client_costs(stack.upstream, stack.token, stack.contact_id, args.concurrency, max(args.calls))
     timings = time_functions(args.function_seconds)
     baselines = [m for m in measurements if m.mode not in _GRANT_ONLY]
-    print(f"\n{report.table(baselines)}\n\n{report.ratios(baselines)}")
+    print(f"\n{report.table(baselines)}\n\n{report.ratios(baselines)}\n\n{report.sdk_share(baselines, costs)}")
     print(f"\n{report.grants(measurements, agents)}\n\n{report.functions(timings)}")
-    errors = _errors(measurements)
+    errors = _errors(measurements) + scale.section(args)
     if errors:
         print("\nerrors:\n" + "\n".join(errors))
     print(f"\n{time.monotonic() - started:.0f} s in all")

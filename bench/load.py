@@ -37,6 +37,10 @@ class RunSpec:
     max_seconds: float
     pids: dict[str, int]  # role ("hop", "upstream") -> pid whose CPU this run is charged
     postgres_database: str | None = None  # charge its backends too, as role "database"
+    # Replicas of the same server: worker i sends to ([url] + more_urls)[i % n], so clients spread round-robin,
+    # and each role's further pids (the other replicas) are charged with it.
+    more_urls: list[str] = field(default_factory=list)
+    more_pids: dict[str, list[int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -65,13 +69,13 @@ async def _phase(
     data = spec.body.encode() if spec.body is not None else None
     issued = 0
 
-    async def worker() -> None:
+    async def worker(url: str) -> None:
         nonlocal issued
         while issued < calls and time.monotonic() < deadline:
             issued += 1
             started = time.perf_counter()
             try:
-                async with session.request(spec.method, spec.url, data=data) as response:
+                async with session.request(spec.method, url, data=data) as response:
                     body = await response.read()
                     status = response.status
             except (aiohttp.ClientError, TimeoutError) as exc:
@@ -85,13 +89,14 @@ async def _phase(
             else:
                 tally.error(f"HTTP {status}", body.decode(errors="replace"))
 
-    await asyncio.gather(*(worker() for _ in range(spec.concurrency)))
+    urls = [spec.url, *spec.more_urls]
+    await asyncio.gather(*(worker(urls[i % len(urls)]) for i in range(spec.concurrency)))
     return issued
 
 
 def _charged(spec: RunSpec) -> dict[str, list[int]]:
     """Role -> pids. Looked up after the warm-up, so the pool's database connections are open by then."""
-    roles = {role: [pid] for role, pid in spec.pids.items()}
+    roles = {role: [pid, *spec.more_pids.get(role, [])] for role, pid in spec.pids.items()}
     if spec.postgres_database is not None:
         roles["database"] = postgres_backends(spec.postgres_database)
     return roles

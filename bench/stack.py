@@ -46,6 +46,10 @@ class Stack:
     targets: list[Target]
     servers: list[Server]
     grants: list[AgentGrant]
+    # The sandbox, the access token it issued the hub and the contact every mode reads (`bench.sdk_share`).
+    upstream: str = ""
+    token: str = ""
+    contact_id: str = ""
 
     def log_tails(self) -> str:
         return "\n".join(f"--- {s.name} log (tail) ---\n{s.log_tail()}" for s in self.servers)
@@ -208,7 +212,7 @@ def running_stack(tmp: Path, database_url: str) -> Iterator[Stack]:
         servers.append(proxy)
         proxy.start("/healthz")
         targets = _targets(sandbox, proxy, hub, token, contact_id, database_url, grants, keys)
-        stack = Stack(targets, servers, grants)
+        stack = Stack(targets, servers, grants, sandbox.url, token, contact_id)
         for target in stack.targets:
             _probe(target, contact_id)
     except Exception:

@@ -43,6 +43,10 @@ def test_benchmark_completes_with_every_call_answered(tmp_path: Path) -> None:
         assert f"constraint ratios at c={c}" in done.stdout
     for label in (f"{CONSTRAINED}/plain", f"{NORATE}/plain", f"rate alone: {CONSTRAINED}/{NORATE}"):
         assert done.stdout.count(f"  {label} ") == len(LEVELS), label
+    assert "the provider call alone, in one process" in done.stdout
+    for c in LEVELS:
+        assert f"c={c:<3} hubspot SDK " in done.stdout
+    assert done.stdout.count("vs ContextForge: CPU ") == len(LEVELS)
     functions = written["policy_functions"]
     assert [f["name"].split(",")[0] for f in functions] == ["decide", "decide", "shape_result", "flow.candidates"]
     assert all(f["us_per_call"] > 0 for f in functions)
