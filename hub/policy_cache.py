@@ -7,13 +7,14 @@ a change made through this process reloads the snapshot before it answers; a cha
 """
 
 import asyncio
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from connectors import TOOLS
@@ -75,38 +76,67 @@ def _revision(session: Session) -> int:
 
 
 def _load(session: Session) -> Snapshot:
+    """Read the whole policy as plain column tuples (ORM objects for ~120k rows cost more than the rest).
+
+    Thousands of agents typically hold the same few grants, so identical grants share one GrantView (frozen:
+    sharing is safe, and its constraints are parsed once) and agents with the same grants share one read-only
+    tools mapping (computed once)."""
     revision = _revision(session)
     connections = {
-        c.name: ConnectionInfo(c.id, c.name, c.provider, c.status, c.token_version)
-        for c in session.scalars(select(Connection))
+        name: ConnectionInfo(id_, name, provider, status, token_version)
+        for id_, name, provider, status, token_version in session.execute(
+            select(Connection.id, Connection.name, Connection.provider, Connection.status, Connection.token_version)
+        )
     }
-    by_id = {c.id: c for c in connections.values()}
+    live = {c.id: c for c in connections.values() if c.status != "revoked"}
+    views: dict[tuple[int, str, str], GrantView] = {}
     grants: dict[int, list[GrantView]] = {}
-    for grant in session.scalars(select(Grant)):
-        conn = by_id[grant.connection_id]
-        if conn.status != "revoked":
-            grants.setdefault(grant.agent_id, []).append(
-                GrantView(conn.name, conn.provider, grant.scope, MappingProxyType(dict(grant.constraints)))
-            )
+    # Constraints are read as their stored JSON text and decoded once per distinct text (json.loads, as the
+    # driver would): identical text decodes to identical constraints, key order included, so sharing is exact.
+    for agent_id, connection_id, scope, stored in session.execute(
+        select(Grant.agent_id, Grant.connection_id, Grant.scope, cast(Grant.constraints, Text))
+    ):
+        conn = live.get(connection_id)
+        if conn is None:
+            continue  # a revoked connection's grants allow nothing
+        key = (connection_id, scope, stored)
+        view = views.get(key)
+        if view is None:
+            constraints = MappingProxyType(dict(json.loads(stored)))
+            view = views[key] = GrantView(conn.name, conn.provider, scope, constraints)
+        grants.setdefault(agent_id, []).append(view)
     catalog = [(t.name, t.provider, t.scopes) for t in TOOLS.values()]
     rules: dict[int, list[tuple[str, str]]] = {}
-    for rule in session.scalars(select(FlowRule).order_by(FlowRule.id)):
-        rules.setdefault(rule.agent_id, []).append((rule.label, rule.target))
+    for agent_id, label, target in session.execute(
+        select(FlowRule.agent_id, FlowRule.label, FlowRule.target).order_by(FlowRule.id)
+    ):
+        rules.setdefault(agent_id, []).append((label, target))
+    # tools_allowed depends only on the (provider, connection, scope) the grants hold, not on their order or
+    # constraints. The shared mappings and their lists are never mutated (hub.catalog only reads them).
+    tools: dict[frozenset[tuple[str, str, str]], Mapping[str, list[str]]] = {}
     agents = {}
-    for agent in session.scalars(select(Agent).where(Agent.disabled_at.is_(None))):
-        views = tuple(grants.get(agent.id, ()))
-        agents[agent.id] = AgentPrincipal(
-            agent.id,
-            agent.name,
-            views,
-            tools_allowed(catalog, views),
-            tuple(rules.get(agent.id, ())),
-            "refuse" if agent.untrusted_policy == "refuse" else "approve",
+    for agent_id, name, untrusted_policy in session.execute(
+        select(Agent.id, Agent.name, Agent.untrusted_policy).where(Agent.disabled_at.is_(None))
+    ):
+        held = tuple(grants.get(agent_id, ()))
+        held_key = frozenset((g.provider, g.connection, g.scope) for g in held)
+        allowed = tools.get(held_key)
+        if allowed is None:
+            allowed = tools[held_key] = MappingProxyType(tools_allowed(catalog, held))
+        agents[agent_id] = AgentPrincipal(
+            agent_id,
+            name,
+            held,
+            allowed,
+            tuple(rules.get(agent_id, ())),
+            "refuse" if untrusted_policy == "refuse" else "approve",
         )
     keys = {
-        k.key_hash: (k.agent_id, k.expires_at)
-        for k in session.scalars(select(AgentKey).where(AgentKey.revoked_at.is_(None)))
-        if k.agent_id in agents
+        key_hash: (agent_id, expires_at)
+        for key_hash, agent_id, expires_at in session.execute(
+            select(AgentKey.key_hash, AgentKey.agent_id, AgentKey.expires_at).where(AgentKey.revoked_at.is_(None))
+        )
+        if agent_id in agents
     }
     return Snapshot(revision, keys, agents, connections)
 
