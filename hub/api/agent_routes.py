@@ -4,38 +4,46 @@ import re
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from connectors import TOOLS
-from hub.api.deps import AgentDep, HubDep
+from hub.api.deps import AgentDep, HubDep, agent_from_authorization
 from hub.api.problems import problem_response, problem_responses
 from hub.calls import CallResult
 from hub.catalog import agent_tools, render
 from hub.errors import ApprovalDenied, BadRequest, InvalidArguments
+from hub.runtime import Hub
 
 __all__ = ["MAX_BODY", "router"]
 
 router = APIRouter(prefix="/v1", tags=["agents"], responses=problem_responses(401))
 MAX_BODY = 1 << 20
 MAX_WAIT = 60
-ToolName = Annotated[
-    str,
-    Path(
-        json_schema_extra={"enum": sorted(TOOLS)},
-        description="A tool's name, as GET /v1/tools lists it; one this agent is not granted is refused.",
-    ),
-]
 _SESSION_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
-SessionHeader = Annotated[
-    str | None,
-    Header(
-        alias="X-Switchboard-Session",
+_TOOL_DESCRIPTION = "A tool's name, as GET /v1/tools lists it; one this agent is not granted is refused."
+_SESSION_DESCRIPTION = "Groups calls into a session for the untrusted-input rule (1-128 URL-safe characters)."
+
+# The call route is the hot path: it takes the bare Request and reads the tool, the agent key and the session
+# header itself (FastAPI's dependency resolution would cost it more than the whole policy decision), so its
+# parameters and security are documented here. schemathesis checks the route against this document.
+_CALL_PARAMETERS = [
+    {
+        "name": "tool",
+        "in": "path",
+        "required": True,
+        "description": _TOOL_DESCRIPTION,
+        "schema": {"type": "string", "enum": sorted(TOOLS), "description": _TOOL_DESCRIPTION},
+    },
+    {
+        "name": "X-Switchboard-Session",
+        "in": "header",
+        "required": False,
+        "description": _SESSION_DESCRIPTION,
         # Documented, and checked by the route: a malformed header is a 400 problem, as the agent API has it.
-        json_schema_extra={"pattern": _SESSION_ID.pattern},
-        description="Groups calls into a session for the untrusted-input rule (1-128 URL-safe characters).",
-    ),
+        "schema": {"type": "string", "pattern": _SESSION_ID.pattern, "description": _SESSION_DESCRIPTION},
+    },
 ]
 
 # The call route reads its body itself (one parse, no pydantic model on the hot path); this is what it accepts.
@@ -107,16 +115,18 @@ async def list_tools(
 @router.post(
     "/tools/{tool}/call",
     summary="Call a tool",
-    openapi_extra={"requestBody": _CALL_BODY},
+    openapi_extra={"requestBody": _CALL_BODY, "parameters": _CALL_PARAMETERS, "security": [{"agentKey": []}]},
     responses={
         200: {"model": CallAnswer},
         202: {"model": CallHeld, "description": "Held for a human's approval"},
         **problem_responses(400, 403, 404, 409, 413, 422, 429, 502, 503, 504),
     },
 )
-async def call_tool(
-    tool: ToolName, request: Request, agent: AgentDep, hub: HubDep, session: SessionHeader = None
-) -> Response:
+async def call_tool(request: Request) -> Response:
+    hub: Hub = request.app.state.hub
+    agent = agent_from_authorization(hub, request.headers.get("authorization"))
+    tool: str = request.path_params["tool"]
+    session = request.headers.get("x-switchboard-session")
     body = await request.body()
     if len(body) > MAX_BODY:
         raise BadRequest(f"the request body exceeds {MAX_BODY} bytes")

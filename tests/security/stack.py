@@ -3,6 +3,7 @@ a relay that keeps every byte the hub sent it, so a test can read the request li
 really received; and the helpers the attacks share (MCP calls, the audit, every secret the run made)."""
 
 import json
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -32,6 +33,9 @@ CONNECTIONS = {
 }
 
 
+_REQUEST_LINE = re.compile(rb"(GET|POST|PATCH|PUT|DELETE) (\S+) HTTP/1\.1\r\n")
+
+
 class Relay:
     """A TCP relay on loopback in front of `upstream`: forwards both ways and keeps what clients sent."""
 
@@ -50,12 +54,9 @@ class Relay:
 
     def request_lines(self) -> list[str]:
         """`METHOD target` of every request, as sent on the wire (still percent-encoded)."""
-        lines = []
-        for line in self.sent().split(b"\r\n"):
-            method, _, rest = line.partition(b" ")
-            if method in (b"GET", b"POST", b"PATCH", b"PUT", b"DELETE") and rest.endswith(b" HTTP/1.1"):
-                lines.append(f"{method.decode()} {rest.removesuffix(b' HTTP/1.1').decode('latin-1')}")
-        return lines
+        # Searched for, not split on line ends: on a kept-alive connection a request line follows the previous
+        # request's body directly, with no line end between them.
+        return [f"{found[1].decode()} {found[2].decode('latin-1')}" for found in _REQUEST_LINE.finditer(self.sent())]
 
     def close(self) -> None:
         self._server.close()
