@@ -10,7 +10,7 @@ from bench.load import RunSpec
 from bench.processes import ROOT
 from bench.stack import Target
 
-__all__ = ["Measurement", "measure"]
+__all__ = ["Measurement", "measure", "run_load"]
 
 
 @dataclass(frozen=True)
@@ -65,15 +65,20 @@ def measure(target: Target, *, concurrency: int, calls: int, warmup: int, max_se
         pids=target.pids,
         postgres_database=target.postgres_database,
     )
+    return run_load(spec, target.mode)
+
+
+def run_load(spec: RunSpec, mode: str) -> Measurement:
+    """Run the load generator, a process of its own, with `spec`; what it measured, as `mode`."""
     done = subprocess.run(
         [sys.executable, "-m", "bench.load"],
         input=json.dumps(asdict(spec)),
         capture_output=True,
         text=True,
         cwd=ROOT,
-        timeout=max_seconds + 60,
+        timeout=spec.max_seconds + 60,
         check=False,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"the load generator failed ({target.mode}, c={concurrency}):\n{done.stderr[-3000:]}")
-    return Measurement(mode=target.mode, concurrency=concurrency, requested=calls, **json.loads(done.stdout))
+        raise RuntimeError(f"the load generator failed ({mode}, c={spec.concurrency}):\n{done.stderr[-3000:]}")
+    return Measurement(mode=mode, concurrency=spec.concurrency, requested=spec.calls, **json.loads(done.stdout))

@@ -19,7 +19,6 @@ import json
 import math
 import os
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,8 +35,8 @@ from bench.cpu import cpu_seconds
 from bench.databases import PG_ADMIN_URL, database_url
 from bench.grants import PLAIN, agent_grants
 from bench.load import RunSpec
-from bench.processes import ROOT, Server, free_port
-from bench.runner import Measurement
+from bench.processes import Server, free_port
+from bench.runner import Measurement, run_load
 from bench.scale_data import DataGenerator, Size, announce_change, parse_sizes, plain_conninfo
 from bench.stack import Stack, Target, running_stack
 from bench.upstream import TOOL
@@ -230,18 +229,7 @@ class _Scene:
             more_urls=[r.url + _PATH for r in serving[1:]],
             more_pids={"hop": [r.pid for r in serving[1:]]},
         )
-        done = subprocess.run(
-            [sys.executable, "-m", "bench.load"],
-            input=json.dumps(asdict(spec)),
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            timeout=self.args.max_seconds + 60,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"the load generator failed ({mode}, c={concurrency}):\n{done.stderr[-3000:]}")
-        m = Measurement(mode=mode, concurrency=concurrency, requested=calls, **json.loads(done.stdout))
+        m = run_load(spec, mode)
         print(f"  {mode:<22} c={concurrency:<3} {m.ok} calls in {m.seconds:.1f} s", flush=True)
         return m
 
