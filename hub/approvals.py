@@ -32,10 +32,11 @@ from sqlalchemy.orm import Session
 
 from hub.db import rows_changed
 from hub.errors import Conflict, NotFound, UpstreamError
-from hub.models import Approval, utcnow
+from hub.models import Approval, AuditRecord, utcnow
 from hub.vault import Vault
 
 __all__ = [
+    "STALE_RUN",
     "TERMINAL",
     "ApprovalView",
     "Outcome",
@@ -279,19 +280,29 @@ def finish(
         approval.problem = problem
 
 
-def fail_stale(session: Session, *, stale_after: float) -> int:
-    """Calls left `running` by a hub that stopped mid-call: failed, outcome unknown, never run again."""
-    problem = UpstreamError(
-        "the hub stopped while this approved call ran; it was not retried, so check the provider before asking again"
-    ).problem()
-    return int(
-        rows_changed(
-            session,
-            update(Approval)
-            .where(Approval.status == "running", Approval.claimed_at < utcnow() - timedelta(seconds=stale_after))
-            .values(status="failed", finished_at=utcnow(), problem=problem),
-        )
+STALE_RUN = (
+    "the hub stopped while this approved call ran; it was not retried, so check the provider before asking again"
+)
+
+
+def fail_stale(session: Session, *, stale_after: float) -> list[Approval]:
+    """Calls left `running` by a hub that stopped mid-call: failed, outcome unknown, never run again.
+
+    Returns those this sweep failed whose run has no audit record yet (the hub died before writing it), so
+    the caller records them: the run may have reached the provider, and the log must not be silent on it.
+    Each is failed by one sweep only, whichever replica runs it first."""
+    problem = UpstreamError(STALE_RUN).problem()
+    cutoff = utcnow() - timedelta(seconds=stale_after)
+    failed = []
+    stale = session.scalars(select(Approval).where(Approval.status == "running", Approval.claimed_at < cutoff)).all()
+    for approval in stale:
+        failing = update(Approval).where(Approval.call_id == approval.call_id, Approval.status == "running")
+        if rows_changed(session, failing.values(status="failed", finished_at=utcnow(), problem=problem)):
+            failed.append(approval)
+    recorded = set(
+        session.scalars(select(AuditRecord.call_id).where(AuditRecord.call_id.in_([a.run_call_id for a in failed])))
     )
+    return [a for a in failed if a.run_call_id is not None and a.run_call_id not in recorded]
 
 
 def outcome(session: Session, vault: Vault, *, call_id: str, agent_id: int) -> Outcome:

@@ -51,7 +51,7 @@ from hub.errors import (
 )
 from hub.flows import CallEffects, FlowStore, session_key
 from hub.metrics import CALL_LATENCY, CALLS, PENDING_APPROVALS, PROVIDER_ERRORS
-from hub.models import utcnow
+from hub.models import Approval, utcnow
 from hub.policy_cache import AgentPrincipal, ConnectionInfo, PolicyCache
 from hub.rates import RateCounter
 from hub.tokens import TokenManager
@@ -345,16 +345,38 @@ class CallPipeline:
     async def run_due_approvals(self) -> int:
         """Expire overdue approvals, fail calls a stopped hub left running, run every approved call."""
 
-        def sweep(s: Session) -> list[str]:
+        def sweep(s: Session) -> tuple[list[Approval], list[str]]:
             approvals.expire_overdue(s)
-            approvals.fail_stale(s, stale_after=self._deadline + 60)
-            return approvals.claimable(s)
+            return approvals.fail_stale(s, stale_after=self._deadline + 60), approvals.claimable(s)
 
+        interrupted, due = await self._db.run(sweep)
+        for approval in interrupted:
+            await self._record_interrupted(approval)
         ran = 0
-        for call_id in await self._db.run(sweep):
+        for call_id in due:
             ran += await self.run_approved(call_id)
         PENDING_APPROVALS.set(await self._db.run(approvals.pending_count))
         return ran
+
+    async def _record_interrupted(self, approval: Approval) -> None:
+        """The audit record of an approved run a stopped hub left unfinished: allowed, and failed with the
+        outcome unknown, since it may have reached the provider."""
+        assert approval.run_call_id is not None
+        interrupted = UpstreamError(approvals.STALE_RUN)
+        started = approval.claimed_at or utcnow()
+        entry = AuditEntry(
+            call_id=approval.run_call_id,
+            ts=utcnow(),
+            agent_name=approval.agent_name,
+            tool=approval.tool,
+            connection=approval.connection,
+            decision="allow",
+            status=interrupted.status,
+            problem=interrupted.code,
+            latency_ms=round((utcnow() - started).total_seconds() * 1000, 3),
+            args_digest=args_digest(self._digest_key, approvals.arguments(approval, self._vault)),
+        )
+        await self._audit.append(entry)
 
     async def outcome(self, agent: AgentPrincipal, call_id: str, wait: float) -> approvals.Outcome:
         """The outcome of one of the agent's held calls, waiting up to `wait` seconds for it to finish."""
