@@ -10,15 +10,18 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+import httpx2
 import psycopg
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
 
 from connectors import CONNECTORS
 from hub.demo import approve_consent
@@ -187,6 +190,18 @@ class Hub:
             assert start.status_code == 302, start.text
         with httpx.Client(timeout=30) as browser:
             return browser.get(approve_consent(browser, start.headers["location"]))
+
+
+@asynccontextmanager
+async def mcp_session(hub: Hub, key: str) -> AsyncIterator[ClientSession]:
+    """An initialised session of the official MCP client on the hub's /mcp, as the agent whose key is `key`."""
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http,
+        streamable_http_client(f"{hub.url}/mcp", http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        yield session
 
 
 @contextmanager

@@ -11,11 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import httpx2
-from mcp.client.session import ClientSession
-from mcp.client.streamable_http import streamable_http_client
 
-from tests.harness import Hub, Sandbox, run_hub
+from tests.harness import Hub, Sandbox, mcp_session, run_hub
 
 NEW_CONTACT = {"email": "ada@example.com", "firstname": "Ada", "lastname": "Lovelace"}
 
@@ -55,12 +52,7 @@ def _approve_at_once(urls: list[str], token: str, call_id: str) -> list[int]:
 
 
 async def _mcp_call(hub: Hub, key: str, tool: str, arguments: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
-    async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http,
-        streamable_http_client(f"{hub.url}/mcp", http_client=http) as (read, write),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
+    async with mcp_session(hub, key) as session:
         called = await session.call_tool(tool, arguments)
         text = called.content[0].text  # type: ignore[union-attr]
         return bool(called.is_error), json.loads(text)

@@ -12,11 +12,8 @@ from typing import Any
 
 import anyio
 import httpx
-import httpx2
 import pytest
 from anthropic.types import Message
-from mcp.client.session import ClientSession
-from mcp.client.streamable_http import streamable_http_client
 
 from connectors import TOOLS
 from hub.client import (
@@ -28,7 +25,7 @@ from hub.client import (
     explain,
     tool_result_block,
 )
-from tests.harness import ROOT, Hub
+from tests.harness import ROOT, Hub, mcp_session
 
 URL = "https://hub.test"
 KEY = "sbk_" + "k" * 43
@@ -267,12 +264,7 @@ _GET_LIMITS = (
 
 
 async def _mcp_descriptions(hub: Hub, key: str) -> dict[str, str]:
-    async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http,
-        streamable_http_client(f"{hub.url}/mcp", http_client=http) as (read, write),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
+    async with mcp_session(hub, key) as session:
         listed = await session.list_tools()
     return {t.name: t.description or "" for t in listed.tools}
 

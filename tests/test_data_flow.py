@@ -10,12 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import httpx2
 import pytest
-from mcp.client.session import ClientSession
-from mcp.client.streamable_http import streamable_http_client
 
-from tests.harness import Hub, Sandbox, run_hub, run_sandbox
+from tests.harness import Hub, Sandbox, mcp_session, run_hub, run_sandbox
 
 GENERAL, DESIGN = "C0GENERAL1", "C0DESIGN01"
 
@@ -44,12 +41,7 @@ def _post(agent: httpx.Client, text: str, channel: str = GENERAL, session: str |
 async def _mcp_calls(hub: Hub, key: str, calls: list[tuple[str, dict[str, Any]]]) -> list[tuple[bool, dict[str, Any]]]:
     """Several calls in one MCP session."""
     answers = []
-    async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http,
-        streamable_http_client(f"{hub.url}/mcp", http_client=http) as (read, write),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
+    async with mcp_session(hub, key) as session:
         for tool, arguments in calls:
             called = await session.call_tool(tool, arguments)
             answers.append((bool(called.is_error), json.loads(called.content[0].text)))  # type: ignore[union-attr]

@@ -21,15 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import httpx2
 import pytest
-from mcp.client.session import ClientSession
-from mcp.client.streamable_http import streamable_http_client
 from sqlalchemy import text
 
 from hub.db import Database
 from hub.errors import DatabaseUnavailable
-from tests.harness import Hub, Sandbox, run_hub, run_sandbox
+from tests.harness import Hub, Sandbox, mcp_session, run_hub, run_sandbox
 from tests.postgres_cluster import PostgresCluster, private_postgres
 
 CALL = "/v1/tools/hubspot_contacts_search/call"
@@ -148,12 +145,7 @@ def _assert_unavailable(answer: Answer, postgres: PostgresCluster) -> None:
 
 
 async def _mcp_call(hub: Hub, key: str) -> tuple[bool, dict[str, Any]]:
-    async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http,
-        streamable_http_client(f"{hub.url}/mcp", http_client=http) as (read, write),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
+    async with mcp_session(hub, key) as session:
         result = await session.call_tool("hubspot_contacts_search", {"limit": 2})
     text = result.content[0].text if result.content and result.content[0].type == "text" else "{}"
     return bool(result.is_error), json.loads(text)

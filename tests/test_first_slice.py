@@ -7,11 +7,8 @@ import asyncio
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import httpx2
-from mcp.client.session import ClientSession
-from mcp.client.streamable_http import streamable_http_client
 
-from tests.harness import Hub, Sandbox
+from tests.harness import Hub, Sandbox, mcp_session
 from tests.security.leaks import no_secret_anywhere
 
 READ_TOOLS = ["hubspot_contacts_get", "hubspot_contacts_search"]
@@ -22,12 +19,7 @@ def _api_requests(sandbox: Sandbox) -> int:
 
 
 async def _mcp_session_calls(hub: Hub, key: str) -> tuple[list[str], dict[str, object], bool]:
-    async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http,
-        streamable_http_client(f"{hub.url}/mcp", http_client=http) as (read, write),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
+    async with mcp_session(hub, key) as session:
         listed = await session.list_tools()
         ok = await session.call_tool("hubspot_contacts_search", {"query": "ada"})
         denied = await session.call_tool("hubspot_contacts_create", {"email": "eve@example.com"})

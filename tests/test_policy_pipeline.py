@@ -3,11 +3,7 @@ when granting, calls needing approval held without reaching the provider, and ex
 
 import asyncio
 
-import httpx2
-from mcp.client.session import ClientSession
-from mcp.client.streamable_http import streamable_http_client
-
-from tests.harness import Hub, Sandbox, inside_one_minute_window
+from tests.harness import Hub, Sandbox, inside_one_minute_window, mcp_session
 
 
 def _grant(hub: Hub, constraints: dict[str, object]) -> None:
@@ -15,12 +11,7 @@ def _grant(hub: Hub, constraints: dict[str, object]) -> None:
 
 
 async def _mcp_search(hub: Hub, key: str) -> dict[str, object]:
-    async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http,
-        streamable_http_client(f"{hub.url}/mcp", http_client=http) as (read, write),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
+    async with mcp_session(hub, key) as session:
         called = await session.call_tool("hubspot_contacts_search", {"limit": 50})
         return called.structured_content or {}
 

@@ -18,15 +18,12 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx2
 import mcp_types as types
 import pytest
-from mcp.client.session import ClientSession
-from mcp.client.streamable_http import streamable_http_client
 
 from connectors import TOOLS
 from scopes.flow import MASK
-from tests.harness import Hub, Sandbox, inside_one_minute_window, postgres_database, run_hub, run_sandbox
+from tests.harness import Hub, Sandbox, inside_one_minute_window, mcp_session, postgres_database, run_hub, run_sandbox
 
 VIAS = ["rest", "mcp"]
 # provider → (the connection's name, the hub scopes it is connected for)
@@ -72,12 +69,7 @@ def _rest(hub: Hub, key: str, tool: str, arguments: dict[str, Any]) -> Answer:
 
 
 async def _mcp_call(hub: Hub, key: str, tool: str, arguments: dict[str, Any]) -> Answer:
-    async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http,
-        streamable_http_client(f"{hub.url}/mcp", http_client=http) as (read, write),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
+    async with mcp_session(hub, key) as session:
         called = await session.call_tool(tool, arguments)
     (content,) = called.content
     assert isinstance(content, types.TextContent)

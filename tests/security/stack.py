@@ -13,14 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import httpx2
-from mcp.client.session import ClientSession
-from mcp.client.streamable_http import streamable_http_client
 
 from hub.admin_auth import create_login_link
 from hub.db import Database
 from tests.admin.page import csrf_of
-from tests.harness import Hub, Sandbox, run_hub, run_sandbox
+from tests.harness import Hub, Sandbox, mcp_session, run_hub, run_sandbox
 
 __all__ = ["CONNECTIONS", "MCP_HEADERS", "Relay", "Stack", "audited", "mcp_calls", "mcp_tools", "security_stack"]
 
@@ -146,12 +143,7 @@ def audited(hub: Hub, *, agent: str, tool: str, problem: str) -> int:
 async def mcp_calls(hub: Hub, key: str, calls: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     """Each call's answer in one MCP session: the problem (with `is_error`) or the result body."""
     answers = []
-    async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http,
-        streamable_http_client(f"{hub.url}/mcp", http_client=http) as (read, write),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
+    async with mcp_session(hub, key) as session:
         for tool, arguments in calls:
             called = await session.call_tool(tool, arguments)
             text = called.content[0].text  # type: ignore[union-attr]
@@ -161,11 +153,6 @@ async def mcp_calls(hub: Hub, key: str, calls: list[tuple[str, dict[str, Any]]])
 
 async def mcp_tools(hub: Hub, key: str) -> list[dict[str, Any]]:
     """`tools/list` over MCP, in the shape `GET /v1/tools?format=mcp` lists them."""
-    async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http,
-        streamable_http_client(f"{hub.url}/mcp", http_client=http) as (read, write),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
+    async with mcp_session(hub, key) as session:
         result = await session.list_tools()
     return [{"name": t.name, "description": t.description, "inputSchema": t.input_schema} for t in result.tools]
