@@ -1,13 +1,13 @@
 """What the provider call alone costs a caller, in this process: the HubSpot SDK as the hub's connector runs
-it (API objects built once, raw JSON, in a worker thread) next to one pooled aiohttp session, both making the
-benchmarked GET against the same sandbox. The hub pays the SDK's cost on every call and the proxy pays
-aiohttp's, so their difference is the part of the hub/proxy CPU ratio that is the SDK, not the hub's own work.
+it (API objects built once, the SDK building each request and one aiohttp session sending it, raw JSON) next
+to one pooled aiohttp session on its own, both making the benchmarked GET against the same sandbox. The hub
+pays the connector's cost on every call and the proxy pays aiohttp's, so their difference is the part of the
+hub/proxy CPU ratio that is the SDK, not the hub's own work.
 """
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import aiohttp
@@ -41,8 +41,6 @@ async def _cpu_per_call(call: Callable[[], Awaitable[object]], concurrency: int,
 
 
 async def _measure(upstream: str, token: str, contact_id: str, levels: list[int], calls: int) -> list[ClientCost]:
-    # As the hub sets it up: SDK calls run on a pool of provider threads.
-    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=64))
     sdk = HubSpotClient(access_token=token, api_base=upstream, timeout=10)
     headers = {"Authorization": f"Bearer {token}"}
     path = contact_path(contact_id)
@@ -63,7 +61,7 @@ async def _measure(upstream: str, token: str, contact_id: str, levels: list[int]
                 for name, call in (("aiohttp", pooled), ("hubspot SDK", connector)):
                     costs.append(ClientCost(name, concurrency, await _cpu_per_call(call, concurrency, calls)))
     finally:
-        sdk.close()
+        await sdk.aclose()
     return costs
 
 

@@ -1,7 +1,8 @@
 """Provider faults, injected by the sandboxes (`POST /_control/fault`, `/throttle`, `/revoke-all`), against one
-hub on PostgreSQL with a provider time-out of 1 second and four providers behind it: HubSpot (synchronous SDK
-on urllib3), Slack (asynchronous SDK on aiohttp), Stripe (stripe-python on requests, which retries 5xx and
-connection errors itself, with idempotency keys) and Google Drive (google-api-python-client on httplib2).
+hub on PostgreSQL with a provider time-out of 1 second and four providers behind it: HubSpot (its SDK builds
+each request, aiohttp sends it), Slack (asynchronous SDK on aiohttp), Stripe (stripe-python on requests, which
+retries 5xx and connection errors itself, with idempotency keys) and Google Drive (google-api-python-client on
+httplib2).
 
 Each fault ends in the design's problem type within the call's deadline, only what is safe is retried (a read
 once more; a write never, unless its SDK sends it with an idempotency key), every call leaves its audit

@@ -1,23 +1,30 @@
-"""The HubSpot SDK, built once per connection and token, and the mapping of its errors.
+"""The HubSpot SDK, built once per connection and token, sending through one aiohttp pool; its errors mapped.
 
 `hubspot-api-client` generates one package per API (`hubspot.crm.contacts`, `.companies`, `.deals`,
 `.pipelines`, `.owners`, `.objects.notes`), each with its own ApiClient, Configuration and ApiException
 class. We build each package's API objects once per connection and token (the `HubSpot(...).crm.contacts`
-accessors build a new client on every access) and give all of them one urllib3 pool, so the connection
-keeps one set of keep-alive sockets whichever tool runs. We ask for raw JSON (`_preload_content=False`)
-instead of generated models the hub would throw away, and run the synchronous SDK in a worker thread so
-the event loop never blocks. Nothing here is shared between two `HubSpotClient`s.
+accessors build a new client on every access).
+
+The SDK is synchronous: its generated methods build a request (path, query, headers, auth, JSON body) and
+hand it to the package's `rest_client`, which sends it with urllib3. Run in a worker thread so that the event
+loop never blocks, that cost 0.3-0.4 ms of CPU per call, more than the rest of the hub's pipeline together
+(`bench/sdk_share.py`). So each package's `rest_client` is swapped for `_Prepare`, which keeps what the SDK
+built instead of sending it, and the hub sends it on the event loop through one keep-alive aiohttp session
+per client: the SDK still decides every request's shape (measured: 9 µs), and the I/O is asynchronous.
+Nothing here is shared between two `HubSpotClient`s.
 """
 
-import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlencode
 
+import aiohttp
 import orjson
-import urllib3
 from hubspot.crm import companies, contacts, deals, owners, pipelines
 from hubspot.crm.objects import notes
+from yarl import URL
 
 from connectors.errors import (
     ConnectorError,
@@ -29,26 +36,83 @@ from connectors.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from connectors.http import LazySession
 
 __all__ = ["HubSpotClient"]
 
 _POOL_SIZE = 32
 _PACKAGES: tuple[ModuleType, ...] = (contacts, companies, deals, pipelines, owners, notes)
-# Every package raises its own ApiException; they all carry `status`, `headers` and `body` alike.
-_API_ERRORS: tuple[type[Exception], ...] = tuple(p.ApiException for p in _PACKAGES)
+# aiohttp sends these once more when a kept-alive connection drops before the answer (RFC 9112 §9.3.1).
+_RESENT_ON_DROP = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """One request as the SDK built it: what its urllib3 client would have sent."""
+
+    method: str
+    url: str  # with the query string, percent-encoded
+    headers: dict[str, str]
+    body: bytes | None
+
+
+def _verb(method: str) -> Callable[..., _Request]:
+    """`RESTClientObject.GET` and its siblings: the generated ApiClient calls one per HTTP method."""
+
+    def prepare(self: "_Prepare", url: str, **kwargs: Any) -> _Request:
+        return self.request(method, url, **kwargs)
+
+    return prepare
+
+
+class _Prepare:
+    """Stands in for a package's `RESTClientObject`: the same methods, and the same encoding of query and
+    JSON body, but it returns the request instead of sending it."""
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        query_params: Any = None,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+        post_params: Any = None,
+        _preload_content: bool = True,
+        _request_timeout: Any = None,
+    ) -> _Request:
+        headers = {"Content-Type": "application/json", **(headers or {})}
+        if post_params or "json" not in headers["Content-Type"].lower():
+            # No HubSpot tool posts forms or files; failing loudly beats sending something else.
+            raise ValueError(f"the HubSpot connector sends JSON only, not {headers['Content-Type']}")
+        if query_params:
+            url += "?" + urlencode(query_params)
+        data = orjson.dumps(body) if body is not None and method not in ("GET", "HEAD") else None
+        return _Request(method, url, headers, data)
+
+    GET = _verb("GET")
+    HEAD = _verb("HEAD")
+    OPTIONS = _verb("OPTIONS")
+    POST = _verb("POST")
+    PUT = _verb("PUT")
+    PATCH = _verb("PATCH")
+    DELETE = _verb("DELETE")
 
 
 class HubSpotClient:
     """The SDK API objects the HubSpot tools call, for one connection and one access token."""
 
-    def __init__(self, *, access_token: str, api_base: str, timeout: float) -> None:
-        self._timeout = timeout
+    def __init__(
+        self,
+        *,
+        access_token: str,
+        api_base: str,
+        timeout: float,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
+    ) -> None:
         clients = {p.__name__: _api_client(p, access_token, api_base) for p in _PACKAGES}
-        # One pool for all packages: the same host, the same settings, thread-safe, one set of sockets.
-        self._pool = clients[contacts.__name__].rest_client.pool_manager
-        for client in clients.values():
-            client.rest_client.pool_manager = self._pool
         self.api_clients: tuple[Any, ...] = tuple(clients.values())
+        # One pool for all packages: the same host, one set of keep-alive sockets.
+        self._http = LazySession(timeout=timeout, pool_size=_POOL_SIZE, trace_configs=trace_configs)
 
         def of(package: ModuleType) -> Any:
             return clients[package.__name__]
@@ -64,30 +128,23 @@ class HubSpotClient:
         self.notes = notes.BasicApi(api_client=of(notes))
 
     async def call(self, method: Callable[..., Any], /, **kwargs: Any) -> Any:
-        """Run one SDK method in a worker thread and return the decoded JSON body."""
-        return await asyncio.to_thread(self._call, method, kwargs)
-
-    def _call(self, method: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        """Have the SDK build one request, send it, and return the decoded JSON body."""
+        request: _Request = method(**kwargs, _preload_content=False)
         try:
-            response = method(**kwargs, _preload_content=False, _request_timeout=self._timeout)
-        except _API_ERRORS as exc:
-            raise _translate(exc.status, exc.headers or {}, exc.body) from None  # type: ignore[attr-defined]
-        except urllib3.exceptions.NewConnectionError:
-            # Refused or unresolvable; urllib3 2 makes this a subclass of ConnectTimeoutError, so test it first.
-            raise ProviderUnavailable("HubSpot could not be reached") from None
-        except (urllib3.exceptions.TimeoutError, TimeoutError):
+            async with self._http.get().request(
+                request.method, URL(request.url, encoded=True), headers=request.headers, data=request.body
+            ) as response:
+                status, headers, body = response.status, response.headers, await response.read()
+        except TimeoutError:
             raise ProviderTimeout("HubSpot did not answer in time") from None
-        except (urllib3.exceptions.HTTPError, OSError):
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            # Refused: never sent. Dropped: aiohttp has already sent an idempotent request a second time.
+            sent_twice = request.method in _RESENT_ON_DROP and not isinstance(exc, aiohttp.ClientConnectorError)
+            raise ProviderUnavailable("HubSpot could not be reached", retried=sent_twice) from None
+        except (aiohttp.ClientError, OSError):
             raise ProviderUnavailable("HubSpot could not be reached") from None
-        # With `_preload_content=False` the body is read here, so it can still time out or be cut off.
-        try:
-            body = response.data
-        except (urllib3.exceptions.TimeoutError, TimeoutError):
-            raise ProviderTimeout("HubSpot did not answer in time") from None
-        except (urllib3.exceptions.HTTPError, OSError):
-            raise ProviderUnavailable("HubSpot's answer was cut off") from None
-        finally:
-            response.release_conn()
+        if not 200 <= status <= 299:
+            raise _translate(status, headers, body)
         if not body:
             return None
         try:
@@ -95,17 +152,20 @@ class HubSpotClient:
         except orjson.JSONDecodeError:
             raise ProviderUnavailable("HubSpot answered with malformed JSON") from None
 
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
     def close(self) -> None:
-        self._pool.clear()
+        """Close the connection pool; callable from inside or outside the loop that opened it."""
+        self._http.close()
 
 
 def _api_client(package: ModuleType, access_token: str, api_base: str) -> Any:
     config = package.Configuration(host=api_base.rstrip("/"))
     config.access_token = access_token
-    config.connection_pool_maxsize = _POOL_SIZE
-    # Never let urllib3 silently retry: a retried write could run twice.
-    config.retries = False
-    return package.ApiClient(configuration=config)
+    client = package.ApiClient(configuration=config)
+    client.rest_client = _Prepare()
+    return client
 
 
 def _decoded(body: Any) -> Mapping[str, Any]:

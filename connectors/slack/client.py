@@ -12,7 +12,6 @@ Slack reports failures as HTTP 200 `{"ok": false, "error": "..."}` (and 429 with
 limits); mocks of its spec answer 4xx statuses instead. `_translate` understands both.
 """
 
-import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -33,16 +32,15 @@ from connectors.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from connectors.http import LazySession
 
 __all__ = ["SlackClient"]
 
 _POOL_SIZE = 32
-_KEEPALIVE = 15.0
 # The SDK formats a debug line with every request and response body when its logger's *own* level is unset;
 # a fixed WARNING level keeps message contents out of the logs and saves the formatting on every call.
 _SDK_LOG = logging.getLogger("connectors.slack.sdk")
 _SDK_LOG.setLevel(logging.WARNING)
-_CLOSING: set["asyncio.Task[None]"] = set()
 
 _ERROR_CODE = re.compile(r"^[a-z0-9_.]{1,64}$")
 _AUTH = frozenset({"not_authed", "invalid_auth", "token_expired", "token_revoked", "account_inactive"})
@@ -77,11 +75,9 @@ class SlackClient:
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
     ) -> None:
         self._token = access_token
-        self._trace_configs = list(trace_configs)  # aiohttp request tracing, e.g. for tests or metrics
         self._base_url = api_base.rstrip("/") + "/"  # the SDK joins method names onto it: the slash matters
         self._timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._http = LazySession(timeout=timeout, pool_size=_POOL_SIZE, trace_configs=trace_configs)
         self._sdk: AsyncWebClient | None = None
 
     @property
@@ -95,27 +91,16 @@ class SlackClient:
         return self._client()
 
     def _client(self) -> AsyncWebClient:
-        if self._sdk is None:
-            self._open()
-        assert self._sdk is not None
+        if self._sdk is None or not self._http.opened:
+            self._sdk = AsyncWebClient(
+                token=self._token,
+                base_url=self._base_url,
+                timeout=self._timeout,  # type: ignore[arg-type]  # a float works: it becomes aiohttp's ClientTimeout
+                session=self._http.get(),
+                logger=_SDK_LOG,
+                retry_handlers=[],
+            )
         return self._sdk
-
-    def _open(self) -> None:
-        # aiohttp binds a session to the running loop, so it is built on first use, not in __init__.
-        self._loop = asyncio.get_running_loop()
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=_POOL_SIZE, keepalive_timeout=_KEEPALIVE),
-            timeout=aiohttp.ClientTimeout(total=self._timeout),
-            trace_configs=self._trace_configs or None,
-        )
-        self._sdk = AsyncWebClient(
-            token=self._token,
-            base_url=self._base_url,
-            timeout=self._timeout,  # type: ignore[arg-type]  # a float works: it becomes aiohttp's ClientTimeout
-            session=self._session,
-            logger=_SDK_LOG,
-            retry_handlers=[],
-        )
 
     async def call(self, method: Callable[..., Awaitable[AsyncSlackResponse]], /, **kwargs: Any) -> dict[str, Any]:
         """Run one SDK method (of `reader` or `writer`) and return Slack's JSON body."""
@@ -137,29 +122,13 @@ class SlackClient:
         return data
 
     async def aclose(self) -> None:
-        session, self._session = self._session, None
         self._sdk = None
-        if session is not None:
-            await session.close()
+        await self._http.aclose()
 
     def close(self) -> None:
         """Close the connection pool; callable from inside or outside the loop that opened it."""
-        session, loop = self._session, self._loop
-        self._session, self._sdk = None, None
-        if session is None or loop is None or session.closed or loop.is_closed():
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            task = loop.create_task(session.close())
-            _CLOSING.add(task)  # keep a reference until it is done
-            task.add_done_callback(_CLOSING.discard)
-        elif loop.is_running():
-            asyncio.run_coroutine_threadsafe(session.close(), loop)
-        else:
-            loop.run_until_complete(session.close())
+        self._sdk = None
+        self._http.close()
 
 
 def _error_code(data: Any) -> str:

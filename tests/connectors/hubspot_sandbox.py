@@ -1,5 +1,9 @@
 """Tokens from the HubSpot sandbox for tests that drive the connector's client against it directly."""
 
+from collections.abc import Sequence
+
+import aiohttp
+
 from connectors.hubspot.client import HubSpotClient
 from tests.connectors.oauth_sandbox import REDIRECT, authorization_code_tokens
 from tests.harness import Sandbox
@@ -23,5 +27,9 @@ def access_token(sandbox: Sandbox, scopes: str) -> str:
     return token
 
 
-def hubspot_client(sandbox: Sandbox, scopes: str = ALL_SCOPES) -> HubSpotClient:
-    return HubSpotClient(access_token=access_token(sandbox, scopes), api_base=sandbox.url, timeout=10)
+def hubspot_client(
+    sandbox: Sandbox, scopes: str = ALL_SCOPES, trace_configs: Sequence[aiohttp.TraceConfig] = ()
+) -> HubSpotClient:
+    return HubSpotClient(
+        access_token=access_token(sandbox, scopes), api_base=sandbox.url, timeout=10, trace_configs=trace_configs
+    )

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 from pydantic import BaseModel
@@ -480,16 +481,29 @@ async def test_every_sdk_package_maps_throttling_expiry_and_missing_scope(sandbo
         lacking.close()
 
 
-async def test_all_sdk_packages_share_one_connection_pool(crm: HubSpotClient) -> None:
-    pools = {id(c.rest_client.pool_manager) for c in crm.api_clients}
-    assert len(crm.api_clients) == 6 and len(pools) == 1
-    for name, arguments, _ in PER_PACKAGE.values():
-        await _run(crm, name, **arguments)
-    manager = crm.api_clients[0].rest_client.pool_manager
-    assert len(manager.pools) == 1  # one host, one keep-alive pool, whichever package called it
-    (host,) = manager.pools.keys()
-    pool = manager.pools[host]
-    assert pool.num_connections == 1  # sequential calls reused one socket
+async def test_every_sdk_package_sends_through_one_kept_alive_connection(sandbox: Sandbox) -> None:
+    opened: list[object] = []
+    sent: list[tuple[str, str]] = []
+    trace = aiohttp.TraceConfig()
+
+    async def on_create(session: object, context: object, params: object) -> None:
+        opened.append(params)
+
+    async def on_request(session: object, context: object, params: aiohttp.TraceRequestStartParams) -> None:
+        sent.append((params.method, params.url.path))
+
+    trace.on_connection_create_end.append(on_create)
+    trace.on_request_start.append(on_request)
+    crm = hubspot_client(sandbox, trace_configs=[trace])
+    try:
+        for name, arguments, _ in PER_PACKAGE.values():
+            await _run(crm, name, **arguments)
+    finally:
+        await crm.aclose()
+    # Six SDK packages, each building its own requests, all sent on one socket of the one session.
+    assert [path.split("/")[2] for _, path in sent] == ["v3"] * len(PER_PACKAGE)
+    assert {path.split("/")[3] for _, path in sent} == {"objects", "pipelines", "owners"}
+    assert len(opened) == 1
 
 
 async def _tool_error(base: str, timeout: float) -> ConnectorError:

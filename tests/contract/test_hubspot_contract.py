@@ -12,10 +12,10 @@ input for every object type), and their error mapping is covered by tests/connec
 """
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
 
 from connectors import CONNECTORS
@@ -161,38 +161,34 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         yield running
 
 
-def _watch(client: HubSpotClient, base: str) -> tuple[list[str], list[tuple[str, str, Any]]]:
-    """Wrap every SDK package's transport: the `sl-violations` prism reports, and each request sent."""
-    violations: list[str] = []
-    sent: list[tuple[str, str, Any]] = []
+class _Watch:
+    """aiohttp tracing for the connector's session: each request sent, and the `sl-violations` prism reports."""
 
-    def note(args: tuple[Any, ...], headers: Any) -> None:
-        if found := (headers or {}).get("sl-violations"):
-            violations.append(f"{args[0]} {str(args[1]).removeprefix(base)}: {found}")
+    def __init__(self, base: str) -> None:
+        self.violations: list[str] = []
+        self.sent: list[tuple[str, str, bytearray]] = []  # method, path, body
+        self.trace = aiohttp.TraceConfig()
+        self.trace.on_request_start.append(self._start)
+        self.trace.on_request_chunk_sent.append(self._body)
+        self.trace.on_request_end.append(self._end)
+        self._base = base
 
-    def wrap(send: Callable[..., Any]) -> Callable[..., Any]:
-        def request(*args: Any, **kwargs: Any) -> Any:
-            sent.append((str(args[0]), urlsplit(str(args[1])).path, kwargs.get("body")))
-            try:
-                response = send(*args, **kwargs)
-            except Exception as exc:  # each SDK package raises its own ApiException class
-                note(args, getattr(exc, "headers", None))
-                raise
-            note(args, response.headers)
-            return response
+    async def _start(self, session: object, context: object, params: aiohttp.TraceRequestStartParams) -> None:
+        self.sent.append((params.method, params.url.path, bytearray()))
 
-        return request
+    async def _body(self, session: object, context: object, params: aiohttp.TraceRequestChunkSentParams) -> None:
+        self.sent[-1][2].extend(params.chunk)
 
-    for api_client in client.api_clients:
-        api_client.rest_client.request = wrap(api_client.rest_client.request)
-    return violations, sent
+    async def _end(self, session: object, context: object, params: aiohttp.TraceRequestEndParams) -> None:
+        if found := params.response.headers.get("sl-violations"):
+            self.violations.append(f"{params.method} {str(params.url).removeprefix(self._base)}: {found}")
 
 
 def _client(base: str) -> tuple[HubSpotClient, list[str]]:
     """The connector's real client, plus the `sl-violations` prism reported for any of its requests."""
-    client = HubSpotClient(access_token="test-token", api_base=base, timeout=10)
-    violations, _ = _watch(client, base)
-    return client, violations
+    watch = _Watch(base)
+    client = HubSpotClient(access_token="test-token", api_base=base, timeout=10, trace_configs=[watch.trace])
+    return client, watch.violations
 
 
 def _spec_problems(body: Any, component: str) -> list[str]:
@@ -230,8 +226,9 @@ async def test_sandbox_only_tool_requests_are_accepted(sandbox: Sandbox, name: s
     method, path = SANDBOX_ONLY[name]
     assert CASES.get(name), f"add realistic arguments for {name} to CASES"
     for arguments in CASES[name]:
-        client = hubspot_client(sandbox)
-        _, sent = _watch(client, sandbox.url)
+        watch = _Watch(sandbox.url)
+        client = hubspot_client(sandbox, trace_configs=[watch.trace])
+        sent = watch.sent
         try:
             result = await tool.invoke(client, tool.input_model.model_validate(arguments))
         finally:
@@ -241,7 +238,7 @@ async def test_sandbox_only_tool_requests_are_accepted(sandbox: Sandbox, name: s
         assert [(m.lower(), p) for m, p, _ in sent] == [(method, expected)]
         if name == "hubspot_notes_create":
             # The objects API takes one input schema for every object type; the spec has it for the others.
-            body = sent[0][2]
+            body = json.loads(sent[0][2])
             problems = _spec_problems(body, "SimplePublicObjectInputForCreate")
             assert not problems, "\n".join(problems)
             type_ids = {t["associationTypeId"] for a in body["associations"] for t in a["types"]}
