@@ -9,6 +9,7 @@ from starlette.routing import Route
 from hub.admin import approval_link, pages
 from hub.api import admin_routes, agent_routes, oauth_routes, ops_routes, usage_routes
 from hub.api.body_limit import BodyLimit
+from hub.api.call_fast_path import CallFastPath
 from hub.api.problems import install_problem_handlers
 from hub.mcp_server import McpEndpoint
 from hub.runtime import Hub
@@ -55,6 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.hub = hub
     app.state.sandboxes = {}
     install_problem_handlers(app)
+    # The last added runs first: the body limit applies to the fast path too.
+    app.add_middleware(CallFastPath)
     app.add_middleware(BodyLimit, limit=agent_routes.MAX_BODY)
     app.include_router(agent_routes.router)
     app.include_router(admin_routes.router)

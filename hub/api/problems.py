@@ -28,6 +28,7 @@ __all__ = [
     "FieldError",
     "Problem",
     "install_problem_handlers",
+    "problem_for",
     "problem_response",
     "problem_responses",
 ]
@@ -178,6 +179,16 @@ async def _unexpected(_: Request, exc: Exception) -> Response:
             "detail": "the hub failed; its log has the detail",
         },
     )
+
+
+async def problem_for(request: Request, exc: Exception) -> Response:
+    """What the installed handlers answer for `exc`, for a route served in front of the router
+    (`hub.api.call_fast_path`), where neither validation nor HTTP errors arise."""
+    if isinstance(exc, SwitchboardError):
+        return _from_error(exc)
+    if isinstance(exc, SQLAlchemyError):
+        return await _database(request, exc)
+    return await _unexpected(request, exc)
 
 
 _FASTAPI_422 = "#/components/schemas/HTTPValidationError"
