@@ -19,7 +19,7 @@ from typing import Any
 
 import anyio.to_thread
 import orjson
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from hub.db import Database, database_unavailable, is_unavailable
@@ -90,9 +90,12 @@ def _entry(record: AuditRecord) -> AuditEntry:
     )
 
 
+# Built once: constructing the statements cost each batch more than executing them did.
 _LOCK_HEAD = (
     update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq).returning(AuditHead.seq, AuditHead.hash)
 )
+_INSERT = insert(AuditRecord)
+_MOVE_HEAD = update(AuditHead).where(AuditHead.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
 
 
 def _append(entries: list[AuditEntry], connection: Connection) -> None:
@@ -108,8 +111,8 @@ def _append(entries: list[AuditEntry], connection: Connection) -> None:
         digest = _chain_hash(prev, seq, entry)
         rows.append({**_values(entry), "seq": seq, "prev_hash": prev, "hash": digest})
         prev = digest
-    connection.execute(insert(AuditRecord), rows)
-    connection.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev))
+    connection.execute(_INSERT, rows)
+    connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
 
 
 def _write(engine: Engine, entries: list[AuditEntry], effects: list[CallEffects]) -> None:
