@@ -183,47 +183,59 @@ def fingerprint(key: bytes, value: Any, label: str) -> str:
 # What a result holds.
 
 
-def _strings(node: Any) -> Iterator[str]:
+_SCALARS = (int, float, bool, type(None))
+
+
+def _leaves(value: Any, into: list[str]) -> None:
+    """The strings and integers (as text) in `value`, at any depth, in order."""
+    if isinstance(value, str):
+        into.append(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        into.append(str(value))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _leaves(item, into)
+    elif not isinstance(value, _SCALARS) and isinstance(value, Mapping):
+        for item in value.values():
+            _leaves(item, into)
+
+
+def _scan(
+    node: Any,
+    names: Mapping[str, frozenset[str]],
+    found: frozenset[str],
+    values: dict[str, list[str]],
+    strings: list[str],
+) -> None:
+    """One depth-first pass over a result: every string in it (where emails are looked for), and for each
+    label the leaves under the keys that name it at any depth. Below a key that named a label, that label
+    looks no further (`found`); the others, and the strings, still do."""
     if isinstance(node, str):
-        yield node
-    elif isinstance(node, Mapping):
-        for value in node.values():
-            yield from _strings(value)
+        strings.append(node)
     elif isinstance(node, list | tuple):
         for item in node:
-            yield from _strings(item)
-
-
-def _named(node: Any, names: frozenset[str]) -> Iterator[Any]:
-    """Values of keys in `names` at any depth (a value under such a key is not searched further)."""
-    if isinstance(node, Mapping):
+            _scan(item, names, found, values, strings)
+    elif not isinstance(node, _SCALARS) and isinstance(node, Mapping):
         for key, value in node.items():
-            if key in names:
-                yield value
+            named = names.get(key)
+            if named and (named := named - found):
+                leaves: list[str] = []
+                _leaves(value, leaves)
+                for label in named:
+                    values[label].extend(leaves)
+                _scan(value, names, found | named, values, strings)
             else:
-                yield from _named(value, names)
-    elif isinstance(node, list | tuple):
-        for item in node:
-            yield from _named(item, names)
+                _scan(value, names, found, values, strings)
 
 
-def _leaves(values: Iterable[Any]) -> Iterator[str]:
-    for value in values:
-        if isinstance(value, str):
-            yield value
-        elif isinstance(value, int) and not isinstance(value, bool):
-            yield str(value)
-        elif isinstance(value, list | tuple | Mapping):
-            yield from _leaves(value.values() if isinstance(value, Mapping) else value)
-
-
-def _label_values(result: Any, label: str, paths: Sequence[str]) -> Iterator[str]:
-    bare = {p for p in paths if parse_path(p).bare} | set(conventional_names(label))
-    yield from _leaves(_named(result, frozenset(bare)))
-    for text in paths:
-        path = parse_path(text)
-        if not path.bare:
-            yield from _leaves(values_at(result, path))
+@lru_cache(maxsize=256)
+def _names(fields: tuple[tuple[str, tuple[str, ...]], ...]) -> Mapping[str, frozenset[str]]:
+    """Field name -> the labels it names: each label's bare declared paths and its convention's names."""
+    names: dict[str, set[str]] = {}
+    for label, paths in fields:
+        for name in {p for p in paths if parse_path(p).bare} | set(conventional_names(label)):
+            names.setdefault(name, set()).add(label)
+    return {name: frozenset(labels) for name, labels in names.items()}
 
 
 def extract_sensitive(
@@ -236,13 +248,20 @@ def extract_sensitive(
     any string of the result. Call it on what the agent receives (after filtering and redaction: a masked
     value cannot flow on)."""
     wanted = [label for label in (label_fields if labels is None else labels) if label in SENSITIVE_LABELS]
+    named = tuple((label, tuple(label_fields.get(label, ()))) for label in wanted if kind_of(label) != "email")
+    at_names: dict[str, list[str]] = {label: [] for label, _ in named}
+    strings: list[str] = []
+    _scan(result, _names(named), frozenset(), at_names, strings)
     found: dict[tuple[str, str], str] = {}
     for label in wanted:
         kind = kind_of(label)
         if kind == "email":  # every address in any string: the label's fields are among them
-            values: Iterable[str] = [m.group(0) for text in _strings(result) for m in EMAIL.finditer(text)]
+            values = [m.group(0) for text in strings for m in EMAIL.finditer(text)]
         else:
-            values = _label_values(result, label, label_fields.get(label, ()))
+            values = at_names[label]
+            for path in map(parse_path, label_fields.get(label, ())):
+                if not path.bare:
+                    _leaves(list(values_at(result, path)), values)
         for value in values:
             if len(value) > _MAX_VALUE_CHARS or MASK.fullmatch(value):
                 continue
