@@ -17,7 +17,7 @@ seconds; a named session's mark lasts `session_ttl`.
 import hashlib
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -146,7 +146,9 @@ class FlowStore:
             for digest, label in effects.fingerprints.items()
             if now - self._stored.get(_stored_key(effects, digest, label), never) >= self._restore_after
         }
-        return effects if len(fresh) == len(effects.fingerprints) else replace(effects, fingerprints=fresh)
+        if len(fresh) == len(effects.fingerprints):
+            return effects
+        return CallEffects(effects.agent_id, effects.tool, effects.connection, fresh, effects.untrusted_session)
 
     def stored(self, effects: CallEffects) -> None:
         """Remember `effects`' fingerprints as stored: call it once their transaction has committed."""

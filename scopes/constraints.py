@@ -28,6 +28,7 @@ apex). Several grants used by one call must all allow it (their lists intersect)
 
 import difflib
 from collections.abc import Collection, Mapping
+from functools import cached_property
 from types import MappingProxyType
 from typing import Annotated, Any, Final
 
@@ -172,7 +173,8 @@ class Constraints(BaseModel):
                 ) from None
         return value
 
-    @property
+    # Both are read by every call through the grant; a grant's constraints never change once parsed.
+    @cached_property
     def allow_lists(self) -> Mapping[str, frozenset[str]]:
         """The allow-lists this grant sets, by name."""
         lists = {}
@@ -180,9 +182,9 @@ class Constraints(BaseModel):
             entries = getattr(self, name)
             if entries is not None:
                 lists[name] = frozenset(entries)
-        return lists
+        return MappingProxyType(lists)
 
-    @property
+    @cached_property
     def empty(self) -> bool:
         return self == _EMPTY
 

@@ -256,7 +256,8 @@ def extract_sensitive(
     for label in wanted:
         kind = kind_of(label)
         if kind == "email":  # every address in any string: the label's fields are among them
-            values = [m.group(0) for text in strings for m in EMAIL.finditer(text)]
+            # The pattern tries every position of a string; one without an "@" is skipped whole.
+            values = [m.group(0) for text in strings if "@" in text for m in EMAIL.finditer(text)]
         else:
             values = at_names[label]
             for path in map(parse_path, label_fields.get(label, ())):

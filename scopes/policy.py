@@ -202,6 +202,9 @@ def unlisted_resources(
     return wanted
 
 
+_NOTHING_NEEDED = FactsNeeded()
+
+
 def facts_needed(
     policy: ToolPolicy,
     grants: Sequence[GrantView],
@@ -213,6 +216,8 @@ def facts_needed(
     when they set no allow-list, amount, currency or approval condition the arguments cannot answer alone."""
     used = [g for g in grants if g.connection == connection and g.scope in needed and g.parsed is not None]
     constraints = [g.parsed for g in used if g.parsed is not None]
+    if all(c.empty for c in constraints):
+        return _NOTHING_NEEDED
     ancestors = unlisted_resources(policy, used, arguments)
     resources = tuple(
         dict.fromkeys(name for c in constraints for name in c.allow_lists if name in policy.resolved_resources)
