@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -64,15 +65,21 @@ def args_digest(key: bytes, arguments: Any) -> str:
 _FIELDS = tuple(f.name for f in fields(AuditEntry))
 
 
+_FIELD_VALUES = operator.attrgetter(*_FIELDS)
+
+
 def _values(entry: AuditEntry) -> dict[str, Any]:
     # Not dataclasses.asdict: it deep-copies, and this runs for every call.
-    return {name: getattr(entry, name) for name in _FIELDS}
+    return dict(zip(_FIELDS, _FIELD_VALUES(entry), strict=True))
+
+
+def _hash(prev_hash: str, seq: int, values: dict[str, Any]) -> str:
+    hashed = {**values, "ts": values["ts"].isoformat(), "seq": seq, "prev_hash": prev_hash}
+    return hashlib.sha256(orjson.dumps(hashed, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def _chain_hash(prev_hash: str, seq: int, entry: AuditEntry) -> str:
-    hashed = _values(entry)
-    hashed.update(ts=entry.ts.isoformat(), seq=seq, prev_hash=prev_hash)
-    return hashlib.sha256(orjson.dumps(hashed, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return _hash(prev_hash, seq, _values(entry))
 
 
 def _entry(record: AuditRecord) -> AuditEntry:
@@ -108,8 +115,9 @@ def _append(entries: list[AuditEntry], connection: Connection) -> None:
     rows = []
     for entry in entries:
         seq += 1
-        digest = _chain_hash(prev, seq, entry)
-        rows.append({**_values(entry), "seq": seq, "prev_hash": prev, "hash": digest})
+        values = _values(entry)
+        digest = _hash(prev, seq, values)
+        rows.append({**values, "seq": seq, "prev_hash": prev, "hash": digest})
         prev = digest
     connection.execute(_INSERT, rows)
     connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
