@@ -1,35 +1,31 @@
 """The audit log: one record per tool call, hash-chained, durable before the agent sees the result.
 
-Appends go through one writer task per process that commits whatever has queued while the previous
-commit ran (group commit): under load many calls share one fsync, and each caller still waits for its
-own record to be durable. What a call leaves for later decisions (`hub.flows.CallEffects`: fingerprints,
-untrusted sessions) commits in the same transaction as its record. Across processes the chain head row is
-locked for each batch, so the chain
-stays one sequence however many replicas write to it.
+Appends are committed in groups (`hub.group_commit`): under load many calls share one transaction and one
+fsync, and each caller still waits for its own record to be durable. What a call leaves for later decisions
+(`hub.flows.CallEffects`: fingerprints, untrusted sessions) commits in the same transaction as its record.
+Across processes the chain head row is locked for each batch, so the chain stays one sequence however many
+replicas write to it.
 """
 
-import asyncio
 import hashlib
 import hmac
-import logging
 import operator
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-import anyio.to_thread
 import orjson
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from hub.db import Database, database_unavailable, is_unavailable
+from hub.db import Database
 from hub.flows import CallEffects, write_effects
+from hub.group_commit import GroupCommit
 from hub.models import AuditHead, AuditRecord
 
 __all__ = ["AuditEntry", "AuditWriter", "args_digest", "as_row", "export", "latest", "verify"]
 
-log = logging.getLogger(__name__)
 GENESIS = "0" * 64
 _MAX_BATCH = 512
 
@@ -131,48 +127,25 @@ def _write(engine: Engine, entries: list[AuditEntry], effects: list[CallEffects]
 
 
 class AuditWriter:
+    """Appends, committed in groups (`hub.group_commit`)."""
+
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._queue: asyncio.Queue[tuple[AuditEntry, CallEffects | None, asyncio.Future[None]]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._commits = GroupCommit(self._write, name="audit-writer", max_batch=_MAX_BATCH)
 
     async def append(self, entry: AuditEntry, effects: CallEffects | None = None) -> None:
         """Queue `entry` (and the call's effects) and wait until committed; raises if the database refused it."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._queue.put((entry, effects or None, future))
-        await future
+        await self._commits.submit((entry, effects or None))
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="audit-writer")
+        self._commits.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            while not self._queue.empty():
-                await asyncio.sleep(0.01)
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._commits.stop()
 
-    async def _run(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while not self._queue.empty() and len(batch) < _MAX_BATCH:
-                batch.append(self._queue.get_nowait())
-            entries = [entry for entry, _, _ in batch]
-            effects = [effect for _, effect, _ in batch if effect is not None]
-            try:
-                await anyio.to_thread.run_sync(_write, self._db.engine, entries, effects)
-            except Exception as exc:
-                if is_unavailable(exc):
-                    exc = database_unavailable(exc)  # an outage: hub.db reports it once, not per batch
-                else:
-                    log.error("audit write of %d records failed: %s", len(batch), type(exc).__name__)
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-            else:
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
+    def _write(self, batch: list[tuple[AuditEntry, CallEffects | None]]) -> list[None]:
+        _write(self._db.engine, [entry for entry, _ in batch], [effect for _, effect in batch if effect is not None])
+        return [None] * len(batch)
 
 
 def verify(session: Session) -> tuple[bool, int, str]:

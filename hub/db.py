@@ -178,11 +178,8 @@ class Database:
         with _outages_as_unavailable(), self.sessions() as session, session.begin():
             yield session
 
-    async def count(self, fn: Callable[[Connection], T]) -> T:
-        """Run `fn` in one transaction on the counters' engine, on a worker thread."""
-        return await anyio.to_thread.run_sync(self._count, fn)
-
-    def _count(self, fn: Callable[[Connection], T]) -> T:
+    def count_sync(self, fn: Callable[[Connection], T]) -> T:
+        """Run `fn` in one transaction on the counters' engine."""
         with _outages_as_unavailable(), self.counters.begin() as connection:
             return fn(connection)
 

@@ -1,6 +1,7 @@
 """Rate limits of grants (`rate: {per_minute, per_day}`): fixed-window counters in the database, so every
 replica counts against the same numbers. Only calls through a rate-limited grant pay this round trip, on the
-database's counters engine (`Database.count`: commits that do not wait for the disk)."""
+database's counters engine (`Database.count_sync`: commits that do not wait for the disk), and concurrent
+calls share one transaction."""
 
 import time
 from collections.abc import Sequence
@@ -10,12 +11,16 @@ from sqlalchemy import Connection, Executable, and_, bindparam, delete
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hub.db import Database
+from hub.group_commit import GroupCommit
 from hub.models import RateCount
 from scopes import RateLimit, RateUsage
 
 __all__ = ["RateCounter"]
 
 _PERIODS = (("m", 60), ("d", 86_400))
+_SECONDS = dict(_PERIODS)
+# One call's ask: the agent, the limits its call counts against, and when it was made.
+_Asked = tuple[int, tuple[RateLimit, ...], float]
 
 
 @cache
@@ -43,32 +48,65 @@ def _statements(dialect: str) -> tuple[Executable, Executable]:
     return bump, clear
 
 
-def _bump(connection: Connection, agent_id: int, limit: RateLimit, now: float) -> RateUsage:
+def _count(connection: Connection, batch: list[_Asked]) -> list[dict[tuple[str, str], RateUsage]]:
+    """Bump every window a batch of calls counts against, in one transaction. The windows are bumped in key
+    order, so two replicas' overlapping batches lock rows in one order (no deadlock); a call counted twice
+    in one batch gets two distinct counts, as before."""
     bump, clear = _statements(connection.dialect.name)
-    counts, resets = [], []
-    for period, seconds in _PERIODS:
-        start = int(now // seconds)
+    bumps = sorted(
+        (agent_id, limit.connection, limit.scope, period, index)
+        for index, (agent_id, limits, _) in enumerate(batch)
+        for limit in limits
+        for period, _seconds in _PERIODS
+    )
+    counts: dict[tuple[int, str, str, str], int] = {}
+    for agent_id, connection_name, scope, period, index in bumps:
+        now = batch[index][2]
         window = {
             "agent_id": agent_id,
-            "connection": limit.connection,
-            "scope": limit.scope,
+            "connection": connection_name,
+            "scope": scope,
             "period": period,
-            "period_start": start,
+            "period_start": int(now // _SECONDS[period]),
         }
         count = connection.execute(bump, {**window, "count": 1}).scalar_one()
-        counts.append(count)
-        resets.append((start + 1) * seconds - now)
+        counts[(index, connection_name, scope, period)] = count
         if count == 1:
             # The first call of a new window clears the ended ones, which are of no further use.
             connection.execute(clear, window)
-    return RateUsage(minute=counts[0], day=counts[1], minute_resets_in=resets[0], day_resets_in=resets[1])
+    return [
+        {
+            limit.key: RateUsage(
+                minute=counts[(index, *limit.key, "m")],
+                day=counts[(index, *limit.key, "d")],
+                minute_resets_in=_resets_in(now, "m"),
+                day_resets_in=_resets_in(now, "d"),
+            )
+            for limit in limits
+        }
+        for index, (_, limits, now) in enumerate(batch)
+    ]
+
+
+def _resets_in(now: float, period: str) -> float:
+    seconds = _SECONDS[period]
+    return (int(now // seconds) + 1) * seconds - now
 
 
 class RateCounter:
+    """Counts, committed in groups (`hub.group_commit`) on the counters' engine."""
+
     def __init__(self, db: Database) -> None:
-        self._db = db
+        self._commits: GroupCommit[_Asked, dict[tuple[str, str], RateUsage]] = GroupCommit(
+            lambda batch: db.count_sync(lambda c: _count(c, batch)), name="rate-counter"
+        )
 
     async def count(self, agent_id: int, limits: Sequence[RateLimit]) -> dict[tuple[str, str], RateUsage]:
         """Count this call against each limit; the usage returned includes it."""
-        now = time.time()
-        return await self._db.count(lambda c: {limit.key: _bump(c, agent_id, limit, now) for limit in limits})
+        return await self._commits.submit((agent_id, tuple(limits), time.time()))
+
+    def start(self) -> None:
+        self._commits.start()
+
+    async def stop(self) -> None:
+        await self._commits.stop()

@@ -69,6 +69,7 @@ class Hub:
         self.tokens.on_status_change = self.changed
         self.oauth = OAuthFlow(db=self.db, vault=self.vault, settings=settings, providers=self.providers)
         self.audit = AuditWriter(self.db)
+        self.rates = RateCounter(self.db)
         self.secret_key = hub_secret(self.db, self.vault, "hub_secret_key")
         self.flows = FlowStore(self.db, settings, hub_secret(self.db, self.vault, "flow_fingerprint_key"))
         self.calls = CallPipeline(
@@ -77,7 +78,7 @@ class Hub:
             policy=self.policy,
             tokens=self.tokens,
             audit=self.audit,
-            rates=RateCounter(self.db),
+            rates=self.rates,
             flows=self.flows,
             digest_key=self.secret_key,
             timeout=settings.provider_timeout,
@@ -95,6 +96,7 @@ class Hub:
         )
         await self.policy.reload()
         self.audit.start()
+        self.rates.start()
         self._tasks = [
             asyncio.create_task(self.policy.watch(), name="policy-watch"),
             asyncio.create_task(self._every(self.settings.refresh_interval, self._refresh_idle), name="refresher"),
@@ -106,6 +108,7 @@ class Hub:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.rates.stop()
         await self.audit.stop()
         self.tokens.close()
         self.db.dispose()

@@ -1,0 +1,72 @@
+"""Group commit: many callers' small writes in one database transaction.
+
+Callers queue an item and await its result. One task takes whatever has queued while the previous batch
+was being written and hands it, whole, to `write` on a worker thread: under load many calls share one
+transaction (and one disk flush), and each caller still waits for its own write to commit. Used by the audit
+log and by the rate-limit counters, whose per-call transactions were most of a call's database cost.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+import anyio.to_thread
+
+from hub.db import database_unavailable, is_unavailable
+from hub.errors import SwitchboardError
+
+__all__ = ["GroupCommit"]
+
+log = logging.getLogger(__name__)
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class GroupCommit(Generic[Item, Result]):
+    def __init__(self, write: Callable[[list[Item]], Sequence[Result]], *, name: str, max_batch: int = 512) -> None:
+        """`write` commits a batch in one transaction and returns one result per item, in order."""
+        self._write = write
+        self._name = name
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[tuple[Item, asyncio.Future[Result]]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, item: Item) -> Result:
+        """Queue `item` and wait until its batch has committed. If the batch failed: DatabaseUnavailable when
+        the database could not be reached, otherwise the error `write` raised."""
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((item, future))
+        return await future
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self._name)
+
+    async def stop(self) -> None:
+        """Write what is queued, then stop."""
+        if self._task is not None:
+            while not self._queue.empty():
+                await asyncio.sleep(0.01)
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while not self._queue.empty() and len(batch) < self._max_batch:
+                batch.append(self._queue.get_nowait())
+            try:
+                results = await anyio.to_thread.run_sync(self._write, [item for item, _ in batch])
+            except Exception as exc:
+                if is_unavailable(exc):
+                    exc = database_unavailable(exc)  # an outage: hub.db reports it once, not per batch
+                elif not isinstance(exc, SwitchboardError):
+                    log.error("%s: a batch of %d failed: %s", self._name, len(batch), type(exc).__name__)
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)

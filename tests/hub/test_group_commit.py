@@ -1,0 +1,92 @@
+"""Group commit (hub.group_commit) and the rate counters on it: concurrent calls share transactions, each
+gets its own result, and a failed batch fails every call in it with the right error."""
+
+import asyncio
+import threading
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from hub.db import Database, migrate
+from hub.errors import DatabaseUnavailable
+from hub.group_commit import GroupCommit
+from hub.rates import RateCounter
+from scopes import RateLimit, RateUsage
+
+
+def test_concurrent_submissions_share_batches_and_each_gets_its_own_result() -> None:
+    batches: list[list[int]] = []
+    release = threading.Event()
+
+    def write(items: list[int]) -> list[int]:
+        batches.append(items)
+        release.wait(5)  # the first batch holds the writer while the rest queue up behind it
+        return [item * 10 for item in items]
+
+    async def go() -> list[int]:
+        commits = GroupCommit(write, name="test")
+        commits.start()
+        first = asyncio.create_task(commits.submit(0))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.create_task(commits.submit(n)) for n in range(1, 21)]
+        await asyncio.sleep(0.05)
+        release.set()
+        results = await asyncio.gather(first, *rest)
+        await commits.stop()
+        return results
+
+    assert asyncio.run(go()) == [n * 10 for n in range(21)]
+    assert batches == [[0], list(range(1, 21))]
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (OperationalError("INSERT", {}, Exception("connection refused")), DatabaseUnavailable),
+        (ValueError("a bug"), ValueError),
+    ],
+)
+def test_a_failed_batch_fails_each_of_its_calls(raised: Exception, expected: type[Exception]) -> None:
+    def write(items: list[int]) -> list[int]:
+        raise raised
+
+    async def go() -> list[BaseException | int]:
+        commits = GroupCommit(write, name="test")
+        commits.start()
+        try:
+            return await asyncio.gather(*(commits.submit(n) for n in range(5)), return_exceptions=True)
+        finally:
+            await commits.stop()
+
+    outcomes = asyncio.run(go())
+    assert len(outcomes) == 5 and all(isinstance(o, expected) for o in outcomes)
+
+
+def test_concurrent_rate_counts_are_distinct_per_window_and_agent(database_url: str) -> None:
+    migrate(database_url)
+    db = Database(database_url)
+    one = (RateLimit("crm", "crm.contacts.read", 100, 1000),)
+    two = (RateLimit("crm", "crm.contacts.read", 100, None), RateLimit("crm", "crm.deals.read", None, 50))
+
+    async def go() -> list[dict[tuple[str, str], RateUsage]]:
+        rates = RateCounter(db)
+        rates.start()
+        try:
+            counted = await asyncio.gather(
+                *(rates.count(1, one) for _ in range(40)), *(rates.count(2, two) for _ in range(10))
+            )
+        finally:
+            await rates.stop()
+        return counted
+
+    try:
+        counted = asyncio.run(go())
+    finally:
+        db.dispose()
+    first, second = counted[:40], counted[40:]
+    minutes = sorted(usage[("crm", "crm.contacts.read")].minute for usage in first)
+    days = sorted(usage[("crm", "crm.contacts.read")].day for usage in first)
+    assert minutes == days == list(range(1, 41))
+    for key in (("crm", "crm.contacts.read"), ("crm", "crm.deals.read")):
+        assert sorted(usage[key].minute for usage in second) == list(range(1, 11))
+    assert all(0 < usage[("crm", "crm.deals.read")].minute_resets_in <= 60 for usage in second)
