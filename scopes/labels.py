@@ -13,6 +13,7 @@ Each label has a *kind* that says how its values are recognised and normalised: 
 any text by pattern, `phone` values are digit runs, `text` values are compared word by word.
 """
 
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Final, Literal
 
@@ -85,6 +86,7 @@ def conventional_names(label: str) -> frozenset[str]:
     return _CONVENTIONS.get(label, frozenset())
 
 
+@lru_cache(maxsize=4096)
 def conventional_label(field: str) -> str | None:
     """The label a field name carries by convention (`owner_email` → `pii.email`), or None."""
     name = field.lower()

@@ -43,6 +43,7 @@ __all__ = ["Shaped", "filter_result", "mask_email", "mask_phone", "mask_text", "
 MaskKind = Literal["email", "phone", "text", "auto"]
 _PHONE_LIKE = re.compile(r"[\d\s+().\-/]*")
 _FULL_EMAIL = re.compile(EMAIL.pattern)
+_SCALARS = (int, float, bool, type(None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +131,13 @@ def _count(plan: _Plan, target: str) -> None:
     plan.counts[target] = plan.counts.get(target, 0) + 1
 
 
+def _is_mapping(node: Any) -> bool:
+    # JSON objects are dicts: the Mapping ABC check, slow on every leaf, only for anything else.
+    return isinstance(node, dict) or (not isinstance(node, _SCALARS) and isinstance(node, Mapping))
+
+
 def _mask_all(node: Any, kind: MaskKind, target: str, plan: _Plan, key: bytes) -> Any:
-    if isinstance(node, Mapping):
+    if _is_mapping(node):
         return {k: _mask_all(v, kind, target, plan, key) for k, v in node.items()}
     if isinstance(node, list | tuple):
         return [_mask_all(item, kind, target, plan, key) for item in node]
@@ -141,10 +147,17 @@ def _mask_all(node: Any, kind: MaskKind, target: str, plan: _Plan, key: bytes) -
 
 
 def _walk(node: Any, path: str, plan: _Plan, key: bytes) -> Any:
-    if isinstance(node, Mapping):
+    """`node` with the plan's targets masked. `path` (`contacts[].email`) is tracked only when the plan has
+    rooted paths to match."""
+    if isinstance(node, str):
+        if plan.scan_emails and "@" in node and EMAIL.search(node):
+            _count(plan, plan.scan_emails)
+            return EMAIL.sub(lambda m: mask_email(m.group(0)), node)
+        return node
+    if _is_mapping(node):
         out = {}
         for name, value in node.items():
-            child = f"{path}.{name}" if path else str(name)
+            child = (f"{path}.{name}" if path else str(name)) if plan.rooted else ""
             hit = plan.rooted.get(child) or plan.anywhere.get(name)
             if hit is None and plan.conventions:
                 label = conventional_label(str(name))
@@ -152,11 +165,8 @@ def _walk(node: Any, path: str, plan: _Plan, key: bytes) -> Any:
             out[name] = _mask_all(value, *hit, plan, key) if hit else _walk(value, child, plan, key)
         return out
     if isinstance(node, list | tuple):
-        child = f"{path}[]"
+        child = f"{path}[]" if plan.rooted else ""
         return [_walk(item, child, plan, key) for item in node]
-    if isinstance(node, str) and plan.scan_emails and EMAIL.search(node):
-        _count(plan, plan.scan_emails)
-        return EMAIL.sub(lambda m: mask_email(m.group(0)), node)
     return node
 
 
