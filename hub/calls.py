@@ -49,7 +49,7 @@ from hub.errors import (
     UpstreamTimeout,
 )
 from hub.flows import CallEffects, FlowStore, session_key
-from hub.metrics import CALL_LATENCY, CALLS, PENDING_APPROVALS, PROVIDER_ERRORS
+from hub.metrics import PENDING_APPROVALS, PROVIDER_ERRORS, count_call
 from hub.models import Approval, utcnow
 from hub.policy_cache import AgentPrincipal, ConnectionInfo, PolicyCache
 from hub.rates import RateCounter
@@ -437,8 +437,7 @@ class CallPipeline:
         outcome = "pending" if record.decision == "pending" else "ok" if error is None else error.code
         # Metric labels name known tools only: each name an agent makes up would be a new series kept forever.
         series = tool if tool in TOOLS else "(unknown)"
-        CALLS.labels(record.agent.name, series, outcome).inc()
-        CALL_LATENCY.labels(series).observe(elapsed)
+        count_call(record.agent.name, series, outcome, elapsed)
         entry = AuditEntry(
             call_id=record.call_id,
             ts=utcnow(),
