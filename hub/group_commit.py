@@ -29,7 +29,8 @@ class GroupCommit(Generic[Item, Result]):
         self._write = write
         self._name = name
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[tuple[Item, asyncio.Future[Result]]] = asyncio.Queue()
+        # None, queued by stop(), ends the task once everything queued before it is written.
+        self._queue: asyncio.Queue[tuple[Item, asyncio.Future[Result]] | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
     async def submit(self, item: Item) -> Result:
@@ -43,30 +44,39 @@ class GroupCommit(Generic[Item, Result]):
         self._task = asyncio.create_task(self._run(), name=self._name)
 
     async def stop(self) -> None:
-        """Write what is queued, then stop."""
+        """Write everything queued so far, then stop."""
         if self._task is not None:
-            while not self._queue.empty():
-                await asyncio.sleep(0.01)
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            self._queue.put_nowait(None)
+            await self._task
             self._task = None
 
     async def _run(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
             while not self._queue.empty() and len(batch) < self._max_batch:
-                batch.append(self._queue.get_nowait())
-            try:
-                results = await anyio.to_thread.run_sync(self._write, [item for item, _ in batch])
-            except Exception as exc:
-                if is_unavailable(exc):
-                    exc = database_unavailable(exc)  # an outage: hub.db reports it once, not per batch
-                elif not isinstance(exc, SwitchboardError):
-                    log.error("%s: a batch of %d failed: %s", self._name, len(batch), type(exc).__name__)
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-            else:
-                for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
+                item = self._queue.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[Item, "asyncio.Future[Result]"]]) -> None:
+        try:
+            results = await anyio.to_thread.run_sync(self._write, [item for item, _ in batch])
+        except Exception as exc:
+            if is_unavailable(exc):
+                exc = database_unavailable(exc)  # an outage: hub.db reports it once, not per batch
+            elif not isinstance(exc, SwitchboardError):
+                log.error("%s: a batch of %d failed: %s", self._name, len(batch), type(exc).__name__)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+        else:
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)

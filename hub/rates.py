@@ -50,8 +50,8 @@ def _statements(dialect: str) -> tuple[Executable, Executable]:
 
 def _count(connection: Connection, batch: list[_Asked]) -> list[dict[tuple[str, str], RateUsage]]:
     """Bump every window a batch of calls counts against, in one transaction. The windows are bumped in key
-    order, so two replicas' overlapping batches lock rows in one order (no deadlock); a call counted twice
-    in one batch gets two distinct counts, as before."""
+    order, so two replicas' overlapping batches lock rows in one order (no deadlock); two calls of one agent
+    in one batch get two distinct counts, as they would one after the other."""
     bump, clear = _statements(connection.dialect.name)
     bumps = sorted(
         (agent_id, limit.connection, limit.scope, period, index)

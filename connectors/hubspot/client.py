@@ -6,12 +6,12 @@ class. We build each package's API objects once per connection and token (the `H
 accessors build a new client on every access).
 
 The SDK is synchronous: its generated methods build a request (path, query, headers, auth, JSON body) and
-hand it to the package's `rest_client`, which sends it with urllib3. Run in a worker thread so that the event
-loop never blocks, that cost 0.3-0.4 ms of CPU per call, more than the rest of the hub's pipeline together
-(`bench/sdk_share.py`). So each package's `rest_client` is swapped for `_Prepare`, which keeps what the SDK
-built instead of sending it, and the hub sends it on the event loop through one keep-alive aiohttp session
-per client: the SDK still decides every request's shape (measured: 9 µs), and the I/O is asynchronous.
-Nothing here is shared between two `HubSpotClient`s.
+hand it to the package's `rest_client`, which sends it with urllib3. Running that in a worker thread, so that
+the event loop never blocks, cost 0.3-0.4 ms of CPU per call: more than the rest of the hub's pipeline
+together (`bench/sdk_share.py`). So each package's `rest_client` is swapped for `_Prepare`, which keeps the
+request the SDK built instead of sending it, and the client sends it on the event loop through one
+keep-alive aiohttp session: the SDK still decides every request's shape (in 9 µs), and the I/O is
+asynchronous. Nothing here is shared between two `HubSpotClient`s.
 """
 
 from collections.abc import Callable, Mapping, Sequence

@@ -39,6 +39,31 @@ def test_concurrent_submissions_share_batches_and_each_gets_its_own_result() -> 
     assert batches == [[0], list(range(1, 21))]
 
 
+def test_stop_writes_everything_queued_before_it_even_mid_batch() -> None:
+    written: list[int] = []
+    release = threading.Event()
+
+    def write(items: list[int]) -> list[None]:
+        release.wait(5)
+        written.extend(items)
+        return [None] * len(items)
+
+    async def go() -> None:
+        commits = GroupCommit(write, name="test")
+        commits.start()
+        calls = [asyncio.create_task(commits.submit(0))]
+        await asyncio.sleep(0.05)  # the first batch is being written
+        calls += [asyncio.create_task(commits.submit(n)) for n in range(1, 6)]
+        await asyncio.sleep(0)
+        stopping = asyncio.create_task(commits.stop())
+        await asyncio.sleep(0.05)
+        release.set()
+        await asyncio.wait_for(asyncio.gather(*calls, stopping), 5)
+
+    asyncio.run(go())
+    assert written == list(range(6))
+
+
 @pytest.mark.parametrize(
     ("raised", "expected"),
     [
