@@ -111,7 +111,9 @@ class Tool:
         return all(scope.endswith(".read") for scope in self.scopes)
 
     async def invoke(self, client: ProviderClient, arguments: BaseModel) -> BaseModel:
-        return await self.func(client, **dict(arguments))
+        # dict(iter(...)), not dict(model): dict() first asks a model for `keys`, which pydantic answers by
+        # raising AttributeError, on every call.
+        return await self.func(client, **dict(iter(arguments)))
 
     async def resolve_facts(self, client: ProviderClient, arguments: BaseModel, needed: FactsNeeded) -> CallFacts:
         """What the provider says about this call for what `needed` asks (`scopes.facts_needed`); nothing is
