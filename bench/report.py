@@ -1,6 +1,7 @@
 """The printed result: the machine, one table of mode x concurrency, the hub's ratios to each baseline, and
 what grant constraints cost: the hub's rows per grant, their ratios to the plain grant, the policy functions."""
 
+import math
 import os
 import platform
 from collections.abc import Sequence
@@ -56,34 +57,39 @@ def machine(database: str) -> str:
     )
 
 
-def _cell(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+def cell(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
-def _header(columns: Sequence[tuple[str, str]]) -> list[str]:
-    header = "  ".join(f"{name:{align}}" for name, align in columns)
-    return [header, "-" * len(header)]
+def header(columns: Sequence[tuple[str, str]]) -> list[str]:
+    """A table's header line (name, format alignment per column) and its rule."""
+    line = "  ".join(f"{name:{align}}" for name, align in columns)
+    return [line, "-" * len(line)]
+
+
+def row(m: Measurement, columns: Sequence[tuple[str, str]], label: str, *cpu: str) -> list[str]:
+    """One run's line: `label`, load, latency, throughput, then the `cpu` cells; and a note if it stopped early."""
+    cells = (
+        label,
+        m.concurrency,
+        m.ok,
+        sum(m.errors.values()),
+        cell(m.p50_ms),
+        cell(m.p99_ms),
+        f"{m.calls_per_second:.0f}",
+        *cpu,
+    )
+    lines = ["  ".join(f"{c:{align}}" for c, (_, align) in zip(cells, columns, strict=True))]
+    if m.issued < m.requested:
+        lines.append(f"    ^ stopped at the time limit after {m.issued} of {m.requested} calls")
+    return lines
 
 
 def table(measurements: Sequence[Measurement]) -> str:
-    lines = _header(_COLUMNS)
+    lines = header(_COLUMNS)
     for m in measurements:
-        cells = (
-            m.mode,
-            m.concurrency,
-            m.ok,
-            sum(m.errors.values()),
-            _cell(m.p50_ms),
-            _cell(m.p99_ms),
-            f"{m.calls_per_second:.0f}",
-            _cell(m.cpu_ms_per_call("hop")),
-            _cell(m.cpu_ms_per_call("database")),
-            _cell(m.cpu_ms_per_call("upstream")),
-            _cell(m.client_cpu_ms_per_call),
-        )
-        lines.append("  ".join(f"{cell:{align}}" for cell, (_, align) in zip(cells, _COLUMNS, strict=True)))
-        if m.issued < m.requested:
-            lines.append(f"    ^ stopped at the time limit after {m.issued} of {m.requested} calls")
+        cpu = (m.cpu_ms_per_call("hop"), m.cpu_ms_per_call("database"), m.cpu_ms_per_call("upstream"))
+        lines += row(m, _COLUMNS, m.mode, *map(cell, cpu), cell(m.client_cpu_ms_per_call))
     lines.append(
         "hop = the hub or proxy process; db = the hub's PostgreSQL backends (SQLite runs inside the hub, in hop);\n"
         "upstream = the sandbox. A server idle between calls spends more CPU per call "
@@ -92,14 +98,14 @@ def table(measurements: Sequence[Measurement]) -> str:
     return "\n".join(lines)
 
 
-def _ratio(a: float | None, b: float | None) -> str:
-    return "n/a" if a is None or not b else f"{a / b:.2f}x"
+def ratio(a: float | None, b: float | None) -> str:
+    return "n/a" if a is None or not b or math.isnan(a) or math.isnan(b) else f"{a / b:.2f}x"
 
 
 def _latency_and_throughput(hub: Measurement, base: Measurement) -> str:
     return (
-        f"p50 {_ratio(hub.p50_ms, base.p50_ms)}  p99 {_ratio(hub.p99_ms, base.p99_ms)}"
-        f"  throughput {_ratio(hub.calls_per_second, base.calls_per_second)}"
+        f"p50 {ratio(hub.p50_ms, base.p50_ms)}  p99 {ratio(hub.p99_ms, base.p99_ms)}"
+        f"  throughput {ratio(hub.calls_per_second, base.calls_per_second)}"
     )
 
 
@@ -115,13 +121,13 @@ def ratios(measurements: Sequence[Measurement]) -> str:
         hub_side = "hub + its PostgreSQL backends" if "database" in hub.cpu_seconds else "hub"
         lines.append(f"ratios at c={concurrency} (measured in this run)")
         if direct is not None:
-            cpu = _ratio(hub.server_cpu_ms_per_call, direct.server_cpu_ms_per_call)
+            cpu = ratio(hub.server_cpu_ms_per_call, direct.server_cpu_ms_per_call)
             lines.append(
                 f"  hub/direct  {_latency_and_throughput(hub, direct)}"
                 f"  server CPU {cpu} ({hub_side} + upstream vs upstream alone)"
             )
         if proxy is not None:
-            cpu = _ratio(hub.cpu_ms_per_call("hop", "database"), proxy.cpu_ms_per_call("hop"))
+            cpu = ratio(hub.cpu_ms_per_call("hop", "database"), proxy.cpu_ms_per_call("hop"))
             lines.append(f"  hub/proxy   {_latency_and_throughput(hub, proxy)}  hop CPU {cpu} ({hub_side} vs proxy)")
     return "\n".join(lines)
 
@@ -142,13 +148,13 @@ def sdk_share(measurements: Sequence[Measurement], costs: Sequence[ClientCost]) 
         # CPU is read in clock ticks: at tiny call counts a mode may show none, and its ratios read n/a.
         hub_ms, proxy_ms = hub.cpu_ms_per_call("hop", "database"), proxy.cpu_ms_per_call("hop")
         own = None if hub_ms is None else hub_ms - (sdk - pooled)  # the hub with an aiohttp-cheap provider call
-        forge_cpu = _ratio(_CONTEXTFORGE_CPU_MS, hub_ms)
+        forge_cpu = ratio(_CONTEXTFORGE_CPU_MS, hub_ms)
         lines += [
             f"  c={concurrency:<3} hubspot SDK {sdk:.3f}  aiohttp {pooled:.3f}  (the SDK costs {sdk - pooled:+.3f} ms)",
-            f"        hub/proxy CPU {_ratio(hub_ms, proxy_ms)} (target {_TARGET_CPU_RATIO:.0f}x); "
-            f"without the SDK's extra {_ratio(own, proxy_ms)}; "
+            f"        hub/proxy CPU {ratio(hub_ms, proxy_ms)} (target {_TARGET_CPU_RATIO:.0f}x); "
+            f"without the SDK's extra {ratio(own, proxy_ms)}; "
             f"vs ContextForge: CPU {forge_cpu} less, "
-            f"throughput {_ratio(hub.calls_per_second, _CONTEXTFORGE_CALLS_PER_SECOND)} (target 40x)",
+            f"throughput {ratio(hub.calls_per_second, _CONTEXTFORGE_CALLS_PER_SECOND)} (target 40x)",
         ]
     lines.append(
         f"ContextForge: {_CONTEXTFORGE_CPU_MS:.0f} ms CPU and {_CONTEXTFORGE_CALLS_PER_SECOND:.0f} calls/s per "
@@ -178,8 +184,8 @@ def _over(m: Measurement, base: Measurement) -> str:
     cpu, base_cpu = _hub_cpu_us(m), _hub_cpu_us(base)
     extra = "" if cpu is None or base_cpu is None else f" ({cpu - base_cpu:+.0f} µs)"
     return (
-        f"hub CPU {_ratio(cpu, base_cpu)}{extra}  p50 {_ratio(m.p50_ms, base.p50_ms)}"
-        f"  p99 {_ratio(m.p99_ms, base.p99_ms)}  throughput {_ratio(m.calls_per_second, base.calls_per_second)}"
+        f"hub CPU {ratio(cpu, base_cpu)}{extra}  p50 {ratio(m.p50_ms, base.p50_ms)}"
+        f"  p99 {ratio(m.p99_ms, base.p99_ms)}  throughput {ratio(m.calls_per_second, base.calls_per_second)}"
     )
 
 
@@ -199,22 +205,10 @@ def grants(measurements: Sequence[Measurement], agents: Sequence[AgentGrant]) ->
         *(f"  {a.mode:<18} {describe(a.constraints)}{_agent(a)}" for a in agents),
         f"  ({TOOL} has no page size: max_results is checked and passes, it clamps nothing)",
         "",
-        *_header(_GRANT_COLUMNS),
+        *header(_GRANT_COLUMNS),
     ]
     for m in sorted(rows, key=lambda m: (m.concurrency, modes.index(m.mode))):
-        hub_cpu = m.cpu_ms_per_call("hop", "database")
-        cells: tuple[object, ...] = (
-            m.mode,
-            m.concurrency,
-            m.ok,
-            sum(m.errors.values()),
-            _cell(m.p50_ms),
-            _cell(m.p99_ms),
-        )
-        cells += (f"{m.calls_per_second:.0f}", _cell(hub_cpu))
-        lines.append("  ".join(f"{cell:{align}}" for cell, (_, align) in zip(cells, _GRANT_COLUMNS, strict=True)))
-        if m.issued < m.requested:
-            lines.append(f"    ^ stopped at the time limit after {m.issued} of {m.requested} calls")
+        lines += row(m, _GRANT_COLUMNS, m.mode, cell(m.cpu_ms_per_call("hop", "database")))
     lines.append(f"hub CPU = {hub_side} (hop + db in the first table); (+N µs) = the difference in hub CPU per call")
     by_key = {(m.mode, m.concurrency): m for m in rows}
     pairs = (

@@ -358,40 +358,31 @@ def _postgres_missing() -> str | None:
 # Printing ---------------------------------------------------------------------------------------------------
 
 
-def _cell(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
-
-
-def _ratio(a: float | None, b: float | None) -> str:
-    return "n/a" if a is None or not b or math.isnan(a) or math.isnan(b) else f"{a / b:.2f}x"
-
-
-def _row(m: Measurement, first: str) -> str:
-    cells = (
-        f"{first:<20} {m.concurrency:>4} {m.ok:>6} {sum(m.errors.values()):>6}",
-        f"{_cell(m.p50_ms):>8} {_cell(m.p99_ms):>8} {m.calls_per_second:>8.0f}",
-        f"{_cell(m.cpu_ms_per_call('hop')):>15} {_cell(m.cpu_ms_per_call('database')):>14}",
+def _columns(first: str) -> tuple[tuple[str, str], ...]:
+    return (
+        (first, "<20"),
+        ("conc", ">4"),
+        ("calls", ">6"),
+        ("errors", ">6"),
+        ("p50 ms", ">8"),
+        ("p99 ms", ">8"),
+        ("calls/s", ">8"),
+        ("hub CPU ms/call", ">15"),
+        ("db CPU ms/call", ">14"),
     )
-    line = " ".join(cells)
-    if m.issued < m.requested:
-        line += f"\n    ^ stopped at the time limit after {m.issued} of {m.requested} calls"
-    return line
 
 
-def _header(first: str) -> list[str]:
-    header = (
-        f"{first:<20} {'conc':>4} {'calls':>6} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} {'calls/s':>8} "
-        f"{'hub CPU ms/call':>15} {'db CPU ms/call':>14}"
-    )
-    return [header, "-" * len(header)]
+def _rows(m: Measurement, first: str, label: str) -> list[str]:
+    cpu = (report.cell(m.cpu_ms_per_call("hop")), report.cell(m.cpu_ms_per_call("database")))
+    return report.row(m, _columns(first), label, *cpu)
 
 
 def _compare(m: Measurement, base: Measurement) -> str:
     return (
-        f"p50 {_ratio(m.p50_ms, base.p50_ms)}  p99 {_ratio(m.p99_ms, base.p99_ms)}"
-        f"  throughput {_ratio(m.calls_per_second, base.calls_per_second)}"
-        f"  hub CPU {_ratio(m.cpu_ms_per_call('hop'), base.cpu_ms_per_call('hop'))}"
-        f"  db CPU {_ratio(m.cpu_ms_per_call('database'), base.cpu_ms_per_call('database'))}"
+        f"p50 {report.ratio(m.p50_ms, base.p50_ms)}  p99 {report.ratio(m.p99_ms, base.p99_ms)}"
+        f"  throughput {report.ratio(m.calls_per_second, base.calls_per_second)}"
+        f"  hub CPU {report.ratio(m.cpu_ms_per_call('hop'), base.cpu_ms_per_call('hop'))}"
+        f"  db CPU {report.ratio(m.cpu_ms_per_call('database'), base.cpu_ms_per_call('database'))}"
     )
 
 
@@ -416,8 +407,8 @@ def _replica_table(rows: Sequence[Measurement]) -> list[str]:
     lines = [
         f"replicas on one PostgreSQL: c={rows[0].concurrency}, clients round-robin over the replicas "
         "(hub CPU = all replicas), fresh database",
-        *_header("replicas"),
-        *(_row(m, m.mode.removeprefix("replicas=")) for m in rows),
+        *report.header(_columns("replicas")),
+        *(line for m in rows for line in _rows(m, "replicas", m.mode.removeprefix("replicas="))),
         "replica ratios over 1 replica (measured in this run)",
     ]
     base = rows[0]
@@ -431,8 +422,8 @@ def _size_table(rows: Sequence[_SizeRun]) -> list[str]:
     lines = [
         "data size: generated agents (a live key each) / grants / audit records, on top of the bench's own;",
         "one replica, the same call by the same agent; +change: one policy change announced as the run began",
-        *_header("size"),
-        *(_row(r.m, r.label) for r in rows),
+        *report.header(_columns("size")),
+        *(line for r in rows for line in _rows(r.m, "size", r.label)),
     ]
     steady = {(r.size, r.m.concurrency): r.m for r in rows if not r.during_change}
     first = rows[0].size
