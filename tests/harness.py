@@ -195,6 +195,7 @@ class Hub:
 @asynccontextmanager
 async def mcp_session(hub: Hub, key: str) -> AsyncIterator[ClientSession]:
     """An initialised session of the official MCP client on the hub's /mcp, as the agent whose key is `key`."""
+    hub.secrets.add(key)  # as Hub.agent does: the secrets scan looks for it everywhere
     async with (
         httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http,
         streamable_http_client(f"{hub.url}/mcp", http_client=http) as (read, write),

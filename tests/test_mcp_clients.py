@@ -6,19 +6,15 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import httpx
-import httpx2
 import mcp_types as types
 import pytest
 from mcp.client.session import ClientSession
-from mcp.client.streamable_http import streamable_http_client
 
-from tests.harness import INSPECTOR_BIN, INSPECTOR_CLI, ROOT, Hub
+from tests.harness import INSPECTOR_BIN, INSPECTOR_CLI, ROOT, Hub, mcp_session
 
 READ_TOOLS = ["hubspot_contacts_get", "hubspot_contacts_search"]
 WRITE_TOOLS = ["hubspot_contacts_create", "hubspot_contacts_update"]
@@ -33,18 +29,6 @@ _INITIALIZE = {
     },
 }
 _MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-
-
-@asynccontextmanager
-async def mcp_session(hub: Hub, key: str) -> AsyncIterator[ClientSession]:
-    hub.secrets.add(key)
-    async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http,
-        streamable_http_client(f"{hub.url}/mcp", http_client=http) as (read, write),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
-        yield session
 
 
 def _rest_tools(hub: Hub, key: str, fmt: str = "mcp") -> list[dict[str, Any]]:
