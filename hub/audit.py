@@ -10,16 +10,17 @@ replicas write to it.
 import hashlib
 import hmac
 import operator
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Dialect, Engine, select
 from sqlalchemy.orm import Session
 
-from hub.db import Database
+from hub.db import Database, driver_cursor
 from hub.flows import CallEffects, write_effects
 from hub.group_commit import GroupCommit
 from hub.models import AuditHead, AuditRecord
@@ -93,30 +94,54 @@ def _entry(record: AuditRecord) -> AuditEntry:
     )
 
 
-# Built once: constructing the statements cost each batch more than executing them did.
-_LOCK_HEAD = (
-    update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq).returning(AuditHead.seq, AuditHead.hash)
-)
-_INSERT = insert(AuditRecord)
-_MOVE_HEAD = update(AuditHead).where(AuditHead.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+@dataclass(frozen=True, slots=True)
+class _DriverSql:
+    """The append's three statements in the driver's own SQL and parameter style (sqlite3 takes `?`,
+    psycopg `%s`), and how the driver takes a timestamp (SQLAlchemy's own conversion for the column, so
+    records read back exactly as the ORM wrote them before)."""
+
+    lock_head: str
+    insert: str
+    move_head: str
+    ts: Callable[[datetime], Any]
+
+
+_COLUMNS = ("seq", *_FIELDS, "prev_hash", "hash")
+
+
+@cache
+def _driver_sql(dialect: Dialect) -> _DriverSql:
+    mark = "?" if dialect.name == "sqlite" else "%s"
+    return _DriverSql(
+        lock_head="UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash",
+        insert=f"INSERT INTO audit_records ({', '.join(_COLUMNS)}) VALUES ({', '.join([mark] * len(_COLUMNS))})",
+        move_head=f"UPDATE audit_head SET seq = {mark}, hash = {mark} WHERE id = 1",
+        ts=AuditRecord.__table__.c.ts.type.bind_processor(dialect) or (lambda ts: ts),
+    )
 
 
 def _append(entries: list[AuditEntry], connection: Connection) -> None:
-    """Append a batch in one transaction with SQLAlchemy Core: three statements, however many records.
+    """Append a batch in one transaction: three statements, however many records.
 
     The no-op UPDATE … RETURNING locks the head row (PostgreSQL) or takes the write lock (SQLite) and
-    reads it in one round trip, so concurrent writers in other processes chain after this batch.
+    reads it in one round trip, so concurrent writers in other processes chain after this batch. The
+    statements go to the driver's cursor: through SQLAlchemy a batch of one cost twice the CPU on SQLite
+    (376 → 173 µs) and 1.4 times on PostgreSQL (705 → 513 µs), most of the hub's audit cost at one client.
     """
-    seq, prev = connection.execute(_LOCK_HEAD).one()
-    rows = []
-    for entry in entries:
-        seq += 1
-        values = _values(entry)
-        digest = _hash(prev, seq, values)
-        rows.append({**values, "seq": seq, "prev_hash": prev, "hash": digest})
-        prev = digest
-    connection.execute(_INSERT, rows)
-    connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
+    sql = _driver_sql(connection.dialect)
+    with driver_cursor(connection) as cursor:
+        cursor.execute(sql.lock_head)
+        seq, prev = cursor.fetchone()
+        rows = []
+        for entry in entries:
+            seq += 1
+            values = _values(entry)
+            digest = _hash(prev, seq, values)
+            values["ts"] = sql.ts(values["ts"])
+            rows.append((seq, *values.values(), prev, digest))
+            prev = digest
+        cursor.executemany(sql.insert, rows)
+        cursor.execute(sql.move_head, (seq, prev))
 
 
 def _write(engine: Engine, entries: list[AuditEntry], effects: list[CallEffects]) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "SchemaTooNew",
     "alembic_config",
     "database_unavailable",
+    "driver_cursor",
     "is_current",
     "is_unavailable",
     "lock_row",
@@ -194,6 +195,29 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
         self.counters.dispose()
+
+
+@contextmanager
+def driver_cursor(connection: Connection) -> Iterator[Any]:
+    """A DBAPI cursor on `connection`, in its transaction, for statements on the hot path whose SQLAlchemy
+    bookkeeping costs more than the statements do. Its errors are raised as SQLAlchemy's, as `execute`
+    raises them, and a connection the driver reports lost is invalidated, as `execute` would do, so outage
+    handling and the pool treat them alike."""
+    dialect = connection.dialect
+    dbapi_error = dialect.loaded_dbapi.Error
+    cursor = connection.connection.cursor()
+    try:
+        yield cursor
+    except dbapi_error as exc:
+        lost = dialect.is_disconnect(exc, connection.connection.dbapi_connection, cursor)
+        if lost:
+            connection.invalidate(exc)
+        raise sa_exc.DBAPIError.instance(
+            None, None, exc, dbapi_error, connection_invalidated=lost, dialect=dialect
+        ) from exc
+    finally:
+        if not connection.invalidated:
+            cursor.close()
 
 
 def rows_changed(session: Session, statement: Executable) -> int:

@@ -1,11 +1,16 @@
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 
+import psycopg
+import pytest
 from sqlalchemy import delete, select, update
+from sqlalchemy import exc as sa_exc
 
-from hub.audit import AuditEntry, AuditWriter, args_digest, verify
-from hub.db import Database, migrate
+from hub.audit import AuditEntry, AuditWriter, args_digest, as_row, verify
+from hub.db import Database, driver_cursor, is_unavailable, migrate
 from hub.models import AuditRecord
+from tests.harness import PG_ADMIN_URL, postgres_database
 
 
 def _entry(n: int) -> AuditEntry:
@@ -41,6 +46,65 @@ def test_concurrent_appends_form_one_verified_chain(database_url: str) -> None:
     seqs = db.run_sync(lambda s: list(s.scalars(select(AuditRecord.seq).order_by(AuditRecord.seq))))
     assert seqs == list(range(1, 51))
     db.dispose()
+
+
+def test_records_read_back_exactly_as_written(database_url: str) -> None:
+    migrate(database_url)
+    db = Database(database_url)
+    written = _entry(1)
+
+    async def go() -> None:
+        writer = AuditWriter(db)
+        writer.start()
+        await writer.append(written)
+        await writer.stop()
+
+    asyncio.run(go())
+    [row] = db.run_sync(lambda s: [as_row(r) for r in s.scalars(select(AuditRecord))])
+    assert row["ts"] == written.ts.isoformat()  # to the microsecond, with its UTC offset
+    assert {k: row[k] for k in ("call_id", "agent_name", "tool", "status", "latency_ms", "args_digest")} == {
+        "call_id": written.call_id,
+        "agent_name": "bot",
+        "tool": "hubspot_contacts_search",
+        "status": 200,
+        "latency_ms": 1.25,
+        "args_digest": written.args_digest,
+    }
+    db.dispose()
+
+
+def test_a_refused_batch_raises_sqlalchemys_error_and_leaves_the_chain_as_it_was(database_url: str) -> None:
+    migrate(database_url)
+    db = Database(database_url)
+    _write(db, 3)
+
+    async def go() -> None:
+        writer = AuditWriter(db)
+        writer.start()
+        with pytest.raises(sa_exc.IntegrityError):  # the driver's own error class would escape hub.db's mapping
+            await writer.append(replace(_entry(1), latency_ms=9.0))  # a call id already in the log
+        await writer.append(_entry(3))
+        await writer.stop()
+
+    asyncio.run(go())
+    assert db.run_sync(verify) == (True, 4, "")
+    db.dispose()
+
+
+def test_a_connection_lost_under_the_driver_cursor_is_an_outage_and_is_replaced() -> None:
+    with postgres_database() as url:
+        migrate(url)
+        db = Database(url)
+        with pytest.raises(sa_exc.OperationalError) as lost, db.engine.begin() as connection:
+            backend = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
+            with driver_cursor(connection) as cursor:
+                cursor.execute("SELECT 1")
+        assert lost.value.connection_invalidated and is_unavailable(lost.value)
+        _write(db, 2)  # the pool hands out a new connection
+        assert db.run_sync(verify) == (True, 2, "")
+        db.dispose()
 
 
 def test_an_edited_record_breaks_the_chain(database_url: str) -> None:
