@@ -40,6 +40,7 @@ __all__ = [
     "TERMINAL",
     "ApprovalView",
     "Outcome",
+    "any_open",
     "approval_context",
     "arguments",
     "claim",
@@ -227,6 +228,12 @@ def decide(session: Session, *, call_id: str, approve: bool, by: str) -> str:
     approval = get(session, call_id)
     status = _effective_status(approval)
     raise Conflict(f"call {call_id} is {status}, no longer pending: it was decided already or it expired")
+
+
+def any_open(session: Session) -> bool:
+    """Whether any call is pending, approved or running: the sweep's work, usually none (one indexed lookup)."""
+    open_ = select(Approval.call_id).where(Approval.status.in_(("pending", "approved", "running"))).limit(1)
+    return session.scalar(open_) is not None
 
 
 def expire_overdue(session: Session) -> int:

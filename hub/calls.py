@@ -346,17 +346,20 @@ class CallPipeline:
     async def run_due_approvals(self) -> int:
         """Expire overdue approvals, fail calls a stopped hub left running, run every approved call."""
 
-        def sweep(s: Session) -> tuple[list[Approval], list[str]]:
+        def sweep(s: Session) -> tuple[list[Approval], list[str], int]:
+            if not approvals.any_open(s):  # the usual case, every second: no write lock taken for nothing
+                return [], [], 0
             approvals.expire_overdue(s)
-            return approvals.fail_stale(s, stale_after=self._deadline + 60), approvals.claimable(s)
+            stale = approvals.fail_stale(s, stale_after=self._deadline + 60)
+            return stale, approvals.claimable(s), approvals.pending_count(s)
 
-        interrupted, due = await self._db.run(sweep)
+        interrupted, due, waiting = await self._db.run(sweep)
+        PENDING_APPROVALS.set(waiting)
         for approval in interrupted:
             await self._record_interrupted(approval)
         ran = 0
         for call_id in due:
             ran += await self.run_approved(call_id)
-        PENDING_APPROVALS.set(await self._db.run(approvals.pending_count))
         return ran
 
     async def _record_interrupted(self, approval: Approval) -> None:

@@ -192,6 +192,14 @@ class Database:
         """Run `fn` in one transaction on a worker thread, so the event loop never waits on the database."""
         return await anyio.to_thread.run_sync(self.run_sync, fn)
 
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        """Run `fn` on a plain connection (no ORM session) on a worker thread: for small reads made often."""
+        return await anyio.to_thread.run_sync(self._read_sync, fn)
+
+    def _read_sync(self, fn: Callable[[Connection], T]) -> T:
+        with _outages_as_unavailable(), self.engine.connect() as connection:
+            return fn(connection)
+
     def dispose(self) -> None:
         self.engine.dispose()
         self.counters.dispose()

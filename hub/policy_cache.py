@@ -15,6 +15,7 @@ from datetime import datetime
 from types import MappingProxyType
 
 from sqlalchemy import Text, cast, select
+from sqlalchemy.engine import Connection as DbConnection
 from sqlalchemy.orm import Session
 
 from connectors import TOOLS
@@ -70,9 +71,12 @@ class Snapshot:
         return self.agents.get(agent_id)
 
 
-def _revision(session: Session) -> int:
-    meta = session.get(HubMeta, "policy_revision")
-    return int(meta.value) if meta else 0
+_REVISION = select(HubMeta.value).where(HubMeta.key == "policy_revision")
+
+
+def _revision(db: Session | DbConnection) -> int:
+    value = db.execute(_REVISION).scalar()
+    return int(value) if value is not None else 0
 
 
 def _load(session: Session) -> Snapshot:
@@ -154,7 +158,7 @@ class PolicyCache:
             return self.snapshot
 
     async def refresh_if_stale(self) -> None:
-        revision = await self._db.run(_revision)
+        revision = await self._db.read(_revision)  # four times a second: no ORM session for one value
         if revision != self.snapshot.revision:
             await self.reload()
 
