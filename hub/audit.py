@@ -20,7 +20,7 @@ import orjson
 from sqlalchemy import Connection, Dialect, Engine, select
 from sqlalchemy.orm import Session
 
-from hub.db import Database, driver_cursor
+from hub.db import Database, driver_cursor, driver_mark
 from hub.flows import CallEffects, write_effects
 from hub.group_commit import GroupCommit
 from hub.models import AuditHead, AuditRecord
@@ -96,9 +96,8 @@ def _entry(record: AuditRecord) -> AuditEntry:
 
 @dataclass(frozen=True, slots=True)
 class _DriverSql:
-    """The append's three statements in the driver's own SQL and parameter style (sqlite3 takes `?`,
-    psycopg `%s`), and how the driver takes a timestamp (SQLAlchemy's own conversion for the column, so
-    records read back exactly as the ORM wrote them before)."""
+    """The append's three statements in the driver's own SQL, and how the driver takes a timestamp
+    (SQLAlchemy's own conversion for the column, so records read back exactly as the ORM wrote them)."""
 
     lock_head: str
     insert: str
@@ -111,7 +110,7 @@ _COLUMNS = ("seq", *_FIELDS, "prev_hash", "hash")
 
 @cache
 def _driver_sql(dialect: Dialect) -> _DriverSql:
-    mark = "?" if dialect.name == "sqlite" else "%s"
+    mark = driver_mark(dialect)
     return _DriverSql(
         lock_head="UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash",
         insert=f"INSERT INTO audit_records ({', '.join(_COLUMNS)}) VALUES ({', '.join([mark] * len(_COLUMNS))})",
@@ -131,7 +130,9 @@ def _append(entries: list[AuditEntry], connection: Connection) -> None:
     sql = _driver_sql(connection.dialect)
     with driver_cursor(connection) as cursor:
         cursor.execute(sql.lock_head)
-        seq, prev = cursor.fetchone()
+        head = cursor.fetchone()
+        assert head is not None, "the initial migration seeds the chain head"
+        seq, prev = head
         rows = []
         for entry in entries:
             seq += 1

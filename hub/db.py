@@ -20,9 +20,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, CursorResult, Engine, Executable, create_engine, event, text
+from sqlalchemy import Connection, CursorResult, Dialect, Engine, Executable, create_engine, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.errors import DatabaseUnavailable
@@ -33,6 +34,7 @@ __all__ = [
     "alembic_config",
     "database_unavailable",
     "driver_cursor",
+    "driver_mark",
     "is_current",
     "is_unavailable",
     "lock_row",
@@ -205,8 +207,13 @@ class Database:
         self.counters.dispose()
 
 
+def driver_mark(dialect: Dialect) -> str:
+    """The parameter placeholder of `driver_cursor` SQL: sqlite3 takes `?`, psycopg `%s`."""
+    return "?" if dialect.name == "sqlite" else "%s"
+
+
 @contextmanager
-def driver_cursor(connection: Connection) -> Iterator[Any]:
+def driver_cursor(connection: Connection) -> Iterator[DBAPICursor]:
     """A DBAPI cursor on `connection`, in its transaction, for statements on the hot path whose SQLAlchemy
     bookkeeping costs more than the statements do. Its errors are raised as SQLAlchemy's, as `execute`
     raises them, and a connection the driver reports lost is invalidated, as `execute` would do, so outage

@@ -7,12 +7,10 @@ import time
 from collections.abc import Sequence
 from functools import cache
 
-from sqlalchemy import Connection, Executable, and_, bindparam, delete
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Dialect
 
-from hub.db import Database
+from hub.db import Database, driver_cursor, driver_mark
 from hub.group_commit import GroupCommit
-from hub.models import RateCount
 from scopes import RateLimit, RateUsage
 
 __all__ = ["RateCounter"]
@@ -24,26 +22,19 @@ _Asked = tuple[int, tuple[RateLimit, ...], float]
 
 
 @cache
-def _statements(dialect: str) -> tuple[Executable, Executable]:
-    """The window's upsert and the clean-up of ended windows, built once per dialect (so compiled once)."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+def _statements(dialect: Dialect) -> tuple[str, str]:
+    """The window's upsert and the clean-up of ended windows, in the driver's SQL (`hub.db.driver_cursor`:
+    through SQLAlchemy each of a call's two upserts cost more than the database's work on it)."""
+    mark = driver_mark(dialect)
+    window = "agent_id, connection, scope, period, period_start"
     # One atomic upsert per window: concurrent calls on any replica each get a distinct count.
     bump = (
-        insert(RateCount)
-        .on_conflict_do_update(
-            index_elements=["agent_id", "connection", "scope", "period", "period_start"],
-            set_={"count": RateCount.count + 1},
-        )
-        .returning(RateCount.count)
+        f"INSERT INTO rate_counts ({window}, count) VALUES ({mark}, {mark}, {mark}, {mark}, {mark}, 1) "
+        f"ON CONFLICT ({window}) DO UPDATE SET count = rate_counts.count + 1 RETURNING count"
     )
-    clear = delete(RateCount).where(
-        and_(
-            RateCount.agent_id == bindparam("agent_id"),
-            RateCount.connection == bindparam("connection"),
-            RateCount.scope == bindparam("scope"),
-            RateCount.period == bindparam("period"),
-            RateCount.period_start < bindparam("period_start"),
-        )
+    clear = (
+        f"DELETE FROM rate_counts WHERE agent_id = {mark} AND connection = {mark} AND scope = {mark} "
+        f"AND period = {mark} AND period_start < {mark}"
     )
     return bump, clear
 
@@ -52,7 +43,7 @@ def _count(connection: Connection, batch: list[_Asked]) -> list[dict[tuple[str, 
     """Bump every window a batch of calls counts against, in one transaction. The windows are bumped in key
     order, so two replicas' overlapping batches lock rows in one order (no deadlock); two calls of one agent
     in one batch get two distinct counts, as they would one after the other."""
-    bump, clear = _statements(connection.dialect.name)
+    bump, clear = _statements(connection.dialect)
     bumps = sorted(
         (agent_id, limit.connection, limit.scope, period, index)
         for index, (agent_id, limits, _) in enumerate(batch)
@@ -60,20 +51,17 @@ def _count(connection: Connection, batch: list[_Asked]) -> list[dict[tuple[str, 
         for period, _seconds in _PERIODS
     )
     counts: dict[tuple[int, str, str, str], int] = {}
-    for agent_id, connection_name, scope, period, index in bumps:
-        now = batch[index][2]
-        window = {
-            "agent_id": agent_id,
-            "connection": connection_name,
-            "scope": scope,
-            "period": period,
-            "period_start": int(now // _SECONDS[period]),
-        }
-        count = connection.execute(bump, {**window, "count": 1}).scalar_one()
-        counts[(index, connection_name, scope, period)] = count
-        if count == 1:
-            # The first call of a new window clears the ended ones, which are of no further use.
-            connection.execute(clear, window)
+    with driver_cursor(connection) as cursor:
+        for agent_id, connection_name, scope, period, index in bumps:
+            window = (agent_id, connection_name, scope, period, int(batch[index][2] // _SECONDS[period]))
+            cursor.execute(bump, window)
+            bumped = cursor.fetchone()
+            assert bumped is not None, "an upsert returns its row"
+            count = bumped[0]
+            counts[(index, connection_name, scope, period)] = count
+            if count == 1:
+                # The first call of a new window clears the ended ones, which are of no further use.
+                cursor.execute(clear, window)
     return [
         {
             limit.key: RateUsage(

@@ -5,12 +5,14 @@ import asyncio
 import threading
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from hub.db import Database, migrate
 from hub.errors import DatabaseUnavailable
 from hub.group_commit import GroupCommit
-from hub.rates import RateCounter
+from hub.models import RateCount
+from hub.rates import RateCounter, _count
 from scopes import RateLimit, RateUsage
 
 
@@ -115,3 +117,21 @@ def test_concurrent_rate_counts_are_distinct_per_window_and_agent(database_url: 
     for key in (("crm", "crm.contacts.read"), ("crm", "crm.deals.read")):
         assert sorted(usage[key].minute for usage in second) == list(range(1, 11))
     assert all(0 < usage[("crm", "crm.deals.read")].minute_resets_in <= 60 for usage in second)
+
+
+def test_a_new_window_counts_from_one_and_clears_the_ended_ones(database_url: str) -> None:
+    migrate(database_url)
+    db = Database(database_url)
+    limits = (RateLimit("crm", "crm.contacts.read", 100, 1000),)
+    minute = 1_800_000_000.0  # a minute's start, eight hours into a day
+    try:
+        for at in (minute, minute + 1, minute + 61):
+            [usage] = db.count_sync(lambda c, at=at: _count(c, [(1, limits, at)]))
+        windows = db.run_sync(
+            lambda s: sorted(s.execute(select(RateCount.period, RateCount.period_start, RateCount.count)).all())
+        )
+    finally:
+        db.dispose()
+    assert (usage[limits[0].key].minute, usage[limits[0].key].day) == (1, 3)
+    # The ended minute is gone; the day, still running, keeps its count.
+    assert windows == [("d", int(minute // 86_400), 3), ("m", int(minute // 60) + 1, 1)]
