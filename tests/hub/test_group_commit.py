@@ -12,7 +12,7 @@ from hub.db import Database, migrate
 from hub.errors import DatabaseUnavailable
 from hub.group_commit import GroupCommit
 from hub.models import RateCount
-from hub.rates import RateCounter, _count
+from hub.rates import _CHUNK, RateCounter, _count
 from scopes import RateLimit, RateUsage
 
 
@@ -135,3 +135,42 @@ def test_a_new_window_counts_from_one_and_clears_the_ended_ones(database_url: st
     assert (usage[limits[0].key].minute, usage[limits[0].key].day) == (1, 3)
     # The ended minute is gone; the day, still running, keeps its count.
     assert windows == [("d", int(minute // 86_400), 3), ("m", int(minute // 60) + 1, 1)]
+
+
+def test_a_batch_bumps_each_window_once_and_gives_each_call_its_own_count_in_order(database_url: str) -> None:
+    migrate(database_url)
+    db = Database(database_url)
+    limits = (RateLimit("crm", "crm.contacts.read", 100, 1000),)
+    key = limits[0].key
+    minute = 1_800_000_000.0
+    # Agent 1: two calls in one minute, one in the next (which clears the first); agent 2 counts apart.
+    batch = [(1, limits, minute), (2, limits, minute), (1, limits, minute + 1), (1, limits, minute + 61)]
+    try:
+        counted = db.count_sync(lambda c: _count(c, batch))
+        # A later batch carries on from the counts the earlier one committed.
+        [later] = db.count_sync(lambda c: _count(c, [(1, limits, minute + 62)]))
+        windows = db.run_sync(
+            lambda s: sorted(
+                s.execute(select(RateCount.agent_id, RateCount.period, RateCount.period_start, RateCount.count)).all()
+            )
+        )
+    finally:
+        db.dispose()
+    assert [(usage[key].minute, usage[key].day) for usage in counted] == [(1, 1), (1, 1), (2, 2), (1, 3)]
+    assert (later[key].minute, later[key].day) == (2, 4)
+    day, next_minute = int(minute // 86_400), int(minute // 60) + 1
+    assert windows == [(1, "d", day, 4), (1, "m", next_minute, 2), (2, "d", day, 1), (2, "m", next_minute - 1, 1)]
+
+
+def test_a_batch_of_more_windows_than_one_statement_takes_counts_them_all(database_url: str) -> None:
+    migrate(database_url)
+    db = Database(database_url)
+    limits = (RateLimit("crm", "crm.contacts.read", 100, 1000),)
+    agents = range(1, _CHUNK + 2)  # two windows each (minute, day): more than two statements' worth
+    batch = [(agent, limits, 1_800_000_000.0) for agent in agents for _ in range(2)]
+    try:
+        counted = db.count_sync(lambda c: _count(c, batch))
+    finally:
+        db.dispose()
+    key = limits[0].key
+    assert [(usage[key].minute, usage[key].day) for usage in counted] == [(1, 1), (2, 2)] * len(agents)
