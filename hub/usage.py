@@ -16,11 +16,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
-from sqlalchemy import BigInteger, ColumnElement, Integer, and_, case, cast, extract, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import BigInteger, ColumnElement, Integer, and_, case, cast, extract, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from hub.errors import InvalidArguments, NotFound
-from hub.models import Agent, AuditRecord, ModelPrice, UsageReport, utcnow
+from hub.models import Agent, Approval, AuditRecord, ModelPrice, UsageReport, utcnow
 
 __all__ = [
     "LATENCY_BOUNDS",
@@ -47,6 +47,9 @@ _MAX_TOKENS = 10**12
 _MAX_PRICE = 1_000_000.0
 # Upper bounds (ms) of the latency histogram's bins, like hub.metrics.CALL_LATENCY's; the last bin is open.
 LATENCY_BOUNDS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000)
+# Approvals whose call will never run: refused by a human or the clock, or failed before it could run (its
+# agent disabled, its arguments changed). One that failed while running has a run record, which counts.
+_REFUSED = ("denied", "expired", "failed")
 
 
 # --- schemas -------------------------------------------------------------------------------------------
@@ -158,8 +161,10 @@ PERIODS = {
 
 @dataclass(slots=True)
 class CallStats:
-    """Calls in some slice of time, agents and tools. Errors are allowed calls that failed (at the provider,
-    or a connection needing re-authorisation); latency counts allowed calls only, what reached the provider."""
+    """Calls in some slice of time, agents and tools, each once. A call held for a human is pending until it
+    runs, then counted by its run's record (in the run's hour), or a denial when a human or the clock refused
+    it. Errors are allowed calls that failed (at the provider, or a connection needing re-authorisation);
+    latency counts allowed calls only, what reached the provider."""
 
     calls: int = 0
     denials: int = 0
@@ -286,9 +291,21 @@ def _epoch_bucket(column: Any, step: int, dialect: str) -> ColumnElement[int]:
     return cast(func.strftime("%s", column), Integer) // step
 
 
-def _stats_rows(session: Session, *, period: Period, since: datetime) -> list[tuple[int, str, str, CallStats]]:
+def _stats_rows(
+    session: Session, *, period: Period, since: datetime, now: datetime
+) -> list[tuple[int, str, str, CallStats]]:
     record = AuditRecord
     allowed = record.decision == "allow"
+    held = record.decision == "pending"
+    # A held call has two records when it ran: its hold and its run's. The run's counts; the hold does not.
+    approval, run = aliased(Approval), aliased(AuditRecord)
+    refused = and_(
+        held,
+        or_(
+            approval.status.in_(_REFUSED),
+            and_(approval.status == "pending", approval.expires_at <= now),  # expired, not yet swept
+        ),
+    )
     bucket = _epoch_bucket(record.ts, period.step, session.get_bind().dialect.name).label("bucket")
 
     def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
@@ -301,20 +318,28 @@ def _stats_rows(session: Session, *, period: Period, since: datetime) -> list[tu
             record.tool,
             func.count(),
             count_if(record.decision == "deny"),
+            count_if(refused),
             count_if(and_(allowed, record.problem.is_not(None))),
-            count_if(record.decision == "pending"),
+            count_if(held),
             func.coalesce(func.sum(case((allowed, record.latency_ms), else_=0.0)), 0.0),
             *(count_if(and_(allowed, record.latency_ms <= bound)) for bound in LATENCY_BOUNDS),
             count_if(allowed),
         )
-        .where(record.ts >= since)
+        .outerjoin(approval, and_(held, approval.call_id == record.call_id))
+        .outerjoin(run, run.call_id == approval.run_call_id)
+        .where(record.ts >= since, run.seq.is_(None))
         .group_by(bucket, record.agent_name, record.tool)
     )
     found = []
     for row in session.execute(query):
-        at, agent, tool, calls, denials, errors, pending, latency, *histogram = row
+        at, agent, tool, calls, denials, refused_holds, errors, holds, latency, *histogram = row
         stats = CallStats(
-            int(calls), int(denials), int(errors), int(pending), float(latency), [int(h) for h in histogram]
+            int(calls),
+            int(denials) + int(refused_holds),
+            int(errors),
+            int(holds) - int(refused_holds),
+            float(latency),
+            [int(h) for h in histogram],
         )
         found.append((int(at), agent or "", tool, stats))
     return found
@@ -354,9 +379,10 @@ def load_usage(
 ) -> Usage:
     """Calls per bucket (for `agent` and `tool` when given), per agent and per tool, and cost per agent,
     over the period's buckets up to and including the current one."""
-    first = _first_bucket(period, now or utcnow())
+    now = now or utcnow()
+    first = _first_bucket(period, now)
     since = datetime.fromtimestamp(first * period.step, UTC)
-    rows = _stats_rows(session, period=period, since=since)
+    rows = _stats_rows(session, period=period, since=since, now=now)
     series = [CallStats() for _ in range(period.buckets)]
     agents: dict[str, CallStats] = defaultdict(CallStats)
     tools: dict[str, CallStats] = defaultdict(CallStats)

@@ -113,6 +113,10 @@ def test_held_call_is_decided_once_and_runs_once(hub: Hub, hubspot: Sandbox) -> 
         assert admin.get(f"/admin/api/approvals/{body['call_id']}").json()["decided_by"] == "grace (signed link)"
         assert _creates(hubspot) == before + 2
 
+        # Usage counts each held call once: the two that ran by their runs, the refused one as a denial.
+        usage = admin.get("/admin/api/usage", params={"period": "hour"}).json()["agents"]["bot"]
+        assert (usage["calls"], usage["denials"], usage["errors"], usage["pending"]) == (3, 1, 0, 0)
+
 
 def test_approved_call_runs_once_across_replicas_and_restarts(
     tmp_path: Path, database_url: str, hubspot: Sandbox

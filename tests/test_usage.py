@@ -4,14 +4,14 @@ checked on both databases against records stamped either side of hour and day bo
 
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
 from hub.admin.charts import Column, bar_chart, nice_ceiling, sparkline
 from hub.db import Database, migrate
-from hub.models import Agent, AuditRecord, ModelPrice, UsageReport
+from hub.models import Agent, Approval, AuditRecord, ModelPrice, UsageReport
 from hub.usage import PERIODS, CallStats, load_usage
 from tests.admin.page import csrf_of, htmx, signed_in
 from tests.harness import Hub
@@ -158,17 +158,26 @@ def test_the_usage_charts_and_tables_follow_the_calls(hub: Hub) -> None:
     assert sum(b["calls"] for b in listed["buckets"]) == 4 and len(listed["buckets"]) == 24
 
 
-def _record(seq: int, ts: datetime, *, decision: str = "allow", latency: float = 7.0, tool: str = "t") -> AuditRecord:
+def _record(
+    seq: int,
+    ts: datetime,
+    *,
+    decision: str = "allow",
+    latency: float = 7.0,
+    tool: str = "t",
+    call_id: str | None = None,
+    problem: str | None = None,
+) -> AuditRecord:
     return AuditRecord(
         seq=seq,
-        call_id=str(uuid.uuid4()),
+        call_id=call_id or str(uuid.uuid4()),
         ts=ts,
         agent_name="a",
         tool=tool,
         connection="c",
         decision=decision,
-        status=200 if decision == "allow" else 403,
-        problem=None if decision == "allow" else "scope_denied",
+        status={"allow": 200, "pending": 202}.get(decision, 403),
+        problem=problem if decision != "deny" else "scope_denied",
         latency_ms=latency,
         args_digest="0" * 64,
         prev_hash="0" * 64,
@@ -212,6 +221,58 @@ def test_calls_fall_into_whole_utc_hours_and_days_on_both_databases(database_url
     assert daily.total.timed == 4 and daily.total.avg_ms == pytest.approx((7 + 300 + 7 + 7) / 4)
     (cost,) = daily.costs
     assert cost.cost == pytest.approx(3.0) and cost.unpriced == ()
+
+
+def test_a_held_call_counts_once_as_pending_then_as_its_run_or_a_denial(database_url: str) -> None:
+    now = datetime(2026, 11, 26, 12, 30, tzinfo=UTC)
+    records: list[AuditRecord] = [_record(1, now, decision="allow"), _record(2, now, decision="deny")]
+    held: list[Approval] = []
+
+    def hold(status: str, *, run: str | None = None, ran: bool = False, problem: str | None = None) -> None:
+        """A held call whose approval is in `status`; `ran`: its run has its own record, `problem` its outcome."""
+        call_id = str(uuid.uuid4())
+        records.append(_record(len(records) + 1, now - timedelta(minutes=5), decision="pending", call_id=call_id))
+        if ran:
+            assert run is not None
+            records.append(_record(len(records) + 1, now, call_id=run, problem=problem))
+        expires = now + timedelta(minutes=-1 if status == "overdue" else 10)
+        held.append(
+            Approval(
+                call_id=call_id,
+                agent_id=1,
+                agent_name="a",
+                tool="t",
+                connection="c",
+                arguments_enc="",
+                args_hash="0" * 64,
+                reason="high risk",
+                status="pending" if status == "overdue" else status,
+                created_at=now - timedelta(minutes=5),
+                expires_at=expires,
+                run_call_id=run,
+            )
+        )
+
+    hold("done", run=str(uuid.uuid4()), ran=True)  # approved, ran, succeeded
+    hold("failed", run=str(uuid.uuid4()), ran=True, problem="upstream_error")  # ran and failed
+    hold("denied")  # refused by a human
+    hold("expired")  # nobody answered in time
+    hold("overdue")  # the same, before the sweep marks it expired
+    hold("pending")  # still waiting
+    hold("running", run=str(uuid.uuid4()))  # approved and running, its record not written yet
+    hold("failed", run=str(uuid.uuid4()))  # failed before it ran (its agent disabled meanwhile)
+    migrate(database_url)
+    db = Database(database_url)
+    try:
+        with db.session() as session:
+            session.add_all([*records, *held])
+        with db.session() as session:
+            usage = load_usage(session, period=PERIODS["hour"], now=now)
+    finally:
+        db.dispose()
+    total = usage.total
+    assert (total.calls, total.denials, total.errors, total.pending) == (10, 5, 1, 2)
+    assert total.succeeded == 2 and total.timed == 3  # the direct call and the two runs reached the provider
 
 
 def test_the_median_is_read_from_latency_bins() -> None:

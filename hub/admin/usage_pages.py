@@ -45,7 +45,7 @@ _CALL_KINDS = (
     ("ok", "succeeded", "succeeded"),
     ("error", "errors", "errors"),
     ("deny", "denials", "denied"),
-    ("pending", "pending", "held"),
+    ("pending", "pending", "awaiting approval"),
 )
 
 
