@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from bench import report, scale, sdk_share
-from bench.databases import KINDS, database_url
+from bench.databases import KINDS, REDIS_URL, database_url
 from bench.grants import CONSTRAINED, NORATE
 from bench.policy_functions import REPEATS, time_functions
 from bench.runner import Measurement, measure
@@ -51,6 +51,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="concurrent clients per level (default 1,16,64)",
     )
     parser.add_argument("--db", choices=KINDS, default="sqlite", help="the hub's database (default sqlite)")
+    parser.add_argument(
+        "--redis",
+        nargs="?",
+        const=REDIS_URL,
+        default=None,
+        metavar="URL",
+        help=f"keep the hub's rate counters in Redis (default {REDIS_URL}); its server's CPU counts as db",
+    )
     parser.add_argument(
         "--max-seconds",
         type=float,
@@ -107,11 +115,11 @@ def _measure_all(args: argparse.Namespace, stack: Stack) -> list[Measurement]:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     started = time.monotonic()
-    print(report.machine(args.db), flush=True)
+    print(report.machine(args.db + (", rate counters in Redis" if args.redis else "")), flush=True)
     with (
         tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp,
         database_url(args.db, Path(tmp)) as url,
-        running_stack(Path(tmp), url) as stack,
+        running_stack(Path(tmp), url, args.redis) as stack,
     ):
         measurements = _measure_all(args, stack)
         agents = stack.grants

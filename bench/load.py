@@ -37,6 +37,7 @@ class RunSpec:
     max_seconds: float
     pids: dict[str, int]  # role ("hop", "upstream") -> pid whose CPU this run is charged
     postgres_database: str | None = None  # charge its backends too, as role "database"
+    database_pids: list[int] = field(default_factory=list)  # other database servers (Redis), role "database"
     # Replicas of the same server: worker i sends to ([url] + more_urls)[i % n], so clients spread round-robin,
     # and each role's further pids (the other replicas) are charged with it.
     more_urls: list[str] = field(default_factory=list)
@@ -97,8 +98,9 @@ async def _phase(
 def _charged(spec: RunSpec) -> dict[str, list[int]]:
     """Role -> pids. Looked up after the warm-up, so the pool's database connections are open by then."""
     roles = {role: [pid, *spec.more_pids.get(role, [])] for role, pid in spec.pids.items()}
-    if spec.postgres_database is not None:
-        roles["database"] = postgres_backends(spec.postgres_database)
+    database = postgres_backends(spec.postgres_database) if spec.postgres_database is not None else []
+    if database or spec.database_pids:
+        roles["database"] = [*database, *spec.database_pids]
     return roles
 
 

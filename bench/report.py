@@ -91,7 +91,8 @@ def table(measurements: Sequence[Measurement]) -> str:
         cpu = (m.cpu_ms_per_call("hop"), m.cpu_ms_per_call("database"), m.cpu_ms_per_call("upstream"))
         lines += row(m, _COLUMNS, m.mode, *map(cell, cpu), cell(m.client_cpu_ms_per_call))
     lines.append(
-        "hop = the hub or proxy process; db = the hub's PostgreSQL backends (SQLite runs inside the hub, in hop);\n"
+        "hop = the hub or proxy process; db = the hub's PostgreSQL backends, and Redis with --redis (SQLite runs\n"
+        "inside the hub, in hop);\n"
         "upstream = the sandbox. A server idle between calls spends more CPU per call "
         "waking up,\nso the slower a mode, the more upstream CPU it shows: that part is pacing, not work."
     )
@@ -118,7 +119,7 @@ def ratios(measurements: Sequence[Measurement]) -> str:
         if hub is None:
             continue
         # Exclude nothing: with PostgreSQL, the backends serving the hub are part of what the hub costs.
-        hub_side = "hub + its PostgreSQL backends" if "database" in hub.cpu_seconds else "hub"
+        hub_side = "hub + its database servers" if "database" in hub.cpu_seconds else "hub"
         lines.append(f"ratios at c={concurrency} (measured in this run)")
         if direct is not None:
             cpu = ratio(hub.server_cpu_ms_per_call, direct.server_cpu_ms_per_call)
@@ -199,7 +200,7 @@ def grants(measurements: Sequence[Measurement], agents: Sequence[AgentGrant]) ->
     rows = [m for m in measurements if m.mode in modes]
     if not rows:
         return ""
-    hub_side = "the hub and its PostgreSQL backends" if "database" in rows[0].cpu_seconds else "the hub"
+    hub_side = "the hub and its database servers" if "database" in rows[0].cpu_seconds else "the hub"
     lines = [
         f"what grant constraints cost: one hub, the same {TOOL} call, by agents whose {SCOPE} grants differ",
         *(f"  {a.mode:<18} {describe(a.constraints)}{_agent(a)}" for a in agents),

@@ -64,6 +64,7 @@ def measure(target: Target, *, concurrency: int, calls: int, warmup: int, max_se
         max_seconds=max_seconds,
         pids=target.pids,
         postgres_database=target.postgres_database,
+        database_pids=list(target.database_pids),
     )
     return run_load(spec, target.mode)
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import orjson
+import redis
 
 from bench.grants import SCOPE, AgentGrant, agent_grants
 from bench.processes import Server, free_port
@@ -38,6 +39,7 @@ class Target:
     body: str | None
     pids: dict[str, int]
     postgres_database: str | None = None
+    database_pids: tuple[int, ...] = ()  # Redis, when the hub keeps its rate counters there
     redacts: bool = False  # the agent's grant masks PII: the probe checks that it did
 
 
@@ -74,10 +76,13 @@ def _start_sandbox(tmp: Path) -> tuple[Server, str, str]:
     return sandbox, client_id, client_secret
 
 
-def _start_hub(tmp: Path, database_url: str, sandbox: Server, client_id: str, client_secret: str) -> tuple[Server, str]:
+def _start_hub(
+    tmp: Path, database_url: str, redis_url: str | None, sandbox: Server, client_id: str, client_secret: str
+) -> tuple[Server, str]:
     admin_token = secrets.token_urlsafe(32)
     env = {
         **_clean_env(),
+        **({"SWITCHBOARD_REDIS_URL": redis_url} if redis_url else {}),
         "SWITCHBOARD_DATABASE_URL": database_url,
         "SWITCHBOARD_DATA_DIR": str(tmp / "hubdata"),
         "SWITCHBOARD_ADMIN_TOKEN": admin_token,
@@ -150,6 +155,7 @@ def _targets(
     token: str,
     contact_id: str,
     database_url: str,
+    redis_pids: tuple[int, ...],
     grants: list[AgentGrant],
     keys: dict[str, str],
 ) -> list[Target]:
@@ -175,6 +181,7 @@ def _targets(
                 call,
                 hub_pids,
                 _postgres_database(database_url),
+                redis_pids,
                 grant.redacts,
             )
             for grant in grants
@@ -196,12 +203,13 @@ def _probe(target: Target, contact_id: str) -> None:
 
 
 @contextmanager
-def running_stack(tmp: Path, database_url: str) -> Iterator[Stack]:
+def running_stack(tmp: Path, database_url: str, redis_url: str | None = None) -> Iterator[Stack]:
+    """The sandbox, the hub (its rate counters in Redis when `redis_url` is given) and the proxy, running."""
     servers: list[Server] = []
     try:
         sandbox, client_id, client_secret = _start_sandbox(tmp)
         servers.append(sandbox)
-        hub, admin_token = _start_hub(tmp, database_url, sandbox, client_id, client_secret)
+        hub, admin_token = _start_hub(tmp, database_url, redis_url, sandbox, client_id, client_secret)
         servers.append(hub)
         _connect(hub, admin_token)
         token, contact_id = _upstream_token_and_contact(sandbox)
@@ -211,7 +219,8 @@ def running_stack(tmp: Path, database_url: str) -> Iterator[Stack]:
         proxy = _server("proxy", ["bench.proxy"], proxy_env, tmp)
         servers.append(proxy)
         proxy.start("/healthz")
-        targets = _targets(sandbox, proxy, hub, token, contact_id, database_url, grants, keys)
+        redis_pids = (int(redis.Redis.from_url(redis_url).info("server")["process_id"]),) if redis_url else ()
+        targets = _targets(sandbox, proxy, hub, token, contact_id, database_url, redis_pids, grants, keys)
         stack = Stack(targets, servers, grants, sandbox.url, token, contact_id)
         for target in stack.targets:
             _probe(target, contact_id)

@@ -1,15 +1,17 @@
-"""Group commit: many callers' small writes in one database transaction.
+"""Group commit: many callers' small writes in one database transaction (or one round trip).
 
 Callers queue an item and await its result. One task takes whatever has queued while the previous batch
-was being written and hands it, whole, to `write` on a worker thread: under load many calls share one
-transaction (and one disk flush), and each caller still waits for its own write to commit. Used by the audit
-log and by the rate-limit counters, whose per-call transactions were most of a call's database cost.
+was being written and hands it, whole, to `write`: a blocking function runs on a worker thread, a coroutine
+function on the event loop. Under load many calls share one transaction (and one disk flush), and each caller
+still waits for its own write to commit. Used by the audit log and by the rate-limit counters (in the
+database, or in Redis: one pipeline per batch, on one connection however many calls wait).
 """
 
 import asyncio
+import inspect
 import logging
-from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar, cast
 
 import anyio.to_thread
 
@@ -24,9 +26,20 @@ Result = TypeVar("Result")
 
 
 class GroupCommit(Generic[Item, Result]):
-    def __init__(self, write: Callable[[list[Item]], Sequence[Result]], *, name: str, max_batch: int = 512) -> None:
+    def __init__(
+        self,
+        write: Callable[[list[Item]], Sequence[Result]] | Callable[[list[Item]], Awaitable[Sequence[Result]]],
+        *,
+        name: str,
+        max_batch: int = 512,
+    ) -> None:
         """`write` commits a batch in one transaction and returns one result per item, in order."""
-        self._write = write
+        self._write: Callable[[list[Item]], Awaitable[Sequence[Result]]]
+        if inspect.iscoroutinefunction(write):
+            self._write = write
+        else:
+            blocking = cast(Callable[[list[Item]], Sequence[Result]], write)
+            self._write = lambda items: anyio.to_thread.run_sync(blocking, items)
         self._name = name
         self._max_batch = max_batch
         # None, queued by stop(), ends the task once everything queued before it is written.
@@ -67,7 +80,7 @@ class GroupCommit(Generic[Item, Result]):
 
     async def _commit(self, batch: list[tuple[Item, "asyncio.Future[Result]"]]) -> None:
         try:
-            results = await anyio.to_thread.run_sync(self._write, [item for item, _ in batch])
+            results = await self._write([item for item, _ in batch])
         except Exception as exc:
             if is_unavailable(exc):
                 exc = database_unavailable(exc)  # an outage: hub.db reports it once, not per batch

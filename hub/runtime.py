@@ -20,7 +20,7 @@ from hub.models import HubMeta
 from hub.oauth import OAuthFlow
 from hub.policy_cache import PolicyCache
 from hub.providers import resolve_providers
-from hub.rates import RateCounter
+from hub.rates import rate_counter
 from hub.settings import Settings
 from hub.tokens import TokenManager
 from hub.vault import Vault, load_master_keys
@@ -69,8 +69,9 @@ class Hub:
         self.tokens.on_status_change = self.changed
         self.oauth = OAuthFlow(db=self.db, vault=self.vault, settings=settings, providers=self.providers)
         self.audit = AuditWriter(self.db)
-        self.rates = RateCounter(self.db)
         self.secret_key = hub_secret(self.db, self.vault, "hub_secret_key")
+        redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+        self.rates = rate_counter(self.db, redis_url, self.secret_key)
         self.flows = FlowStore(self.db, settings, hub_secret(self.db, self.vault, "flow_fingerprint_key"))
         self.calls = CallPipeline(
             db=self.db,

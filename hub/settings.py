@@ -33,7 +33,9 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
     sandbox: bool = False
     admin_token: SecretStr | None = None
-    redis_url: str | None = None
+    redis_url: SecretStr | None = Field(
+        default=None, description="Keep rate-limit counters in this Redis (its URL may hold a password)."
+    )
     log_level: str = "INFO"
     access_log: bool = Field(default=False, description="Log every HTTP request (the audit log records every call).")
     provider_threads: int = Field(default=64, ge=4, le=1024, description="Threads for synchronous provider SDKs.")

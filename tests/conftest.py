@@ -33,5 +33,5 @@ def hub(tmp_path: Path, database_url: str, hubspot: Sandbox) -> Iterator[Hub]:
 def _no_ambient_switchboard_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # Tests configure the hub explicitly; a developer's shell settings must not leak in.
     for name in list(os.environ):
-        if name.startswith("SWITCHBOARD_") and name != "SWITCHBOARD_TEST_PG":
+        if name.startswith("SWITCHBOARD_") and name not in ("SWITCHBOARD_TEST_PG", "SWITCHBOARD_TEST_REDIS"):
             monkeypatch.delenv(name)

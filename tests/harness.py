@@ -27,6 +27,7 @@ from connectors import CONNECTORS
 from hub.demo import approve_consent
 
 PG_ADMIN_URL = os.environ.get("SWITCHBOARD_TEST_PG", "postgresql://127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("SWITCHBOARD_TEST_REDIS", "redis://127.0.0.1:6379/0")
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -57,3 +57,22 @@ def test_percentile_is_nearest_rank() -> None:
     values = [float(v) for v in range(1, 101)]
     assert (percentile(values, 0.5), percentile(values, 0.99), percentile(values, 1.0)) == (50.0, 99.0, 100.0)
     assert percentile([7.0], 0.99) == 7.0
+
+
+def test_with_redis_the_hub_counts_there_and_redis_cpu_is_charged_to_it(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    command = [sys.executable, "-m", "bench", "--calls", str(CALLS), "--concurrency", "4", "--json", str(out)]
+    done = subprocess.run(
+        [*command, "--redis", "--function-seconds", "0.005"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "hub database sqlite, rate counters in Redis" in done.stdout
+    runs = {m["mode"]: m for m in json.loads(out.read_text())["runs"]}
+    assert all(m["ok"] == CALLS and m["errors"] == {} for m in runs.values())
+    # The Redis server is charged as the hub's database; the proxy and direct modes have none.
+    assert "database" in runs[CONSTRAINED]["cpu_seconds"] and "database" not in runs["proxy"]["cpu_seconds"]

@@ -12,7 +12,7 @@ from hub.db import Database, migrate
 from hub.errors import DatabaseUnavailable
 from hub.group_commit import GroupCommit
 from hub.models import RateCount
-from hub.rates import _CHUNK, RateCounter, _count
+from hub.rates import _CHUNK, DatabaseRates, _count
 from scopes import RateLimit, RateUsage
 
 
@@ -39,6 +39,29 @@ def test_concurrent_submissions_share_batches_and_each_gets_its_own_result() -> 
 
     assert asyncio.run(go()) == [n * 10 for n in range(21)]
     assert batches == [[0], list(range(1, 21))]
+
+
+def test_a_coroutine_writer_runs_on_the_loop_and_batches_alike() -> None:
+    batches: list[list[int]] = []
+    threads: set[int] = set()
+
+    async def write(items: list[int]) -> list[int]:
+        batches.append(items)
+        threads.add(threading.get_ident())
+        await asyncio.sleep(0.05)  # the round trip: the rest queue up behind it
+        return [item * 10 for item in items]
+
+    async def go() -> list[int]:
+        commits = GroupCommit(write, name="test")
+        commits.start()
+        first = asyncio.create_task(commits.submit(0))
+        await asyncio.sleep(0.01)
+        results = await asyncio.gather(first, *(commits.submit(n) for n in range(1, 21)))
+        await commits.stop()
+        return results
+
+    assert asyncio.run(go()) == [n * 10 for n in range(21)]
+    assert batches == [[0], list(range(1, 21))] and threads == {threading.get_ident()}
 
 
 def test_stop_writes_everything_queued_before_it_even_mid_batch() -> None:
@@ -96,7 +119,7 @@ def test_concurrent_rate_counts_are_distinct_per_window_and_agent(database_url: 
     two = (RateLimit("crm", "crm.contacts.read", 100, None), RateLimit("crm", "crm.deals.read", None, 50))
 
     async def go() -> list[dict[tuple[str, str], RateUsage]]:
-        rates = RateCounter(db)
+        rates = DatabaseRates(db)
         rates.start()
         try:
             counted = await asyncio.gather(
