@@ -11,7 +11,10 @@ sinks and high-risk tools.
 
 Sessions: an MCP session, or the `X-Switchboard-Session` header on REST, is stored as a SHA-256 of its id.
 A call with neither belongs to the agent's window session `""`, whose mark lasts `untrusted_window`
-seconds; a named session's mark lasts `session_ttl`.
+seconds; a named session's mark lasts `session_ttl`. A mark on any of the agent's sessions marks its window
+session too: a call that names no session cannot show that it comes from another context than the one that
+just read outsiders' text (say, a runtime reading mail over MCP, then acting over REST without the header).
+Named sessions stay apart: one session's mark never reaches another.
 """
 
 import hashlib
@@ -100,12 +103,13 @@ def write_effects(connection: Connection, effects: Sequence[CallEffects]) -> Non
                 "seen_at": now,
             }
         if effect.untrusted_session is not None:
-            marks[(effect.agent_id, effect.untrusted_session)] = {
-                "agent_id": effect.agent_id,
-                "session": effect.untrusted_session,
-                "source_tool": effect.tool,
-                "marked_at": now,
-            }
+            for session in {effect.untrusted_session, WINDOW_SESSION}:
+                marks[(effect.agent_id, session)] = {
+                    "agent_id": effect.agent_id,
+                    "session": session,
+                    "source_tool": effect.tool,
+                    "marked_at": now,
+                }
     # Sorted, so two replicas upserting overlapping batches take row locks in one order (no deadlock).
     if prints:
         connection.execute(upsert_prints, [prints[k] for k in sorted(prints)])

@@ -133,7 +133,9 @@ def test_a_session_that_read_outsiders_messages_holds_or_refuses_its_sinks(two_h
         assert "slack_messages_history" in held.json()["detail"]
         assert slack.stats()["api_requests"] == posted
         assert _post(agent, "A fresh session is trusted.", session="s2").status_code == 200
-        assert _post(agent, "So is a call with no session.").status_code == 200
+        # A call naming no session may come from the context that read them: it waits too.
+        unnamed = _post(agent, "Done, as you asked.")
+        assert unnamed.status_code == 202 and "slack_messages_history" in unnamed.json()["detail"], unnamed.text
         assert _post(agent, "x", session="bad session id!").status_code == 400
 
         with hub.admin() as admin:
@@ -147,5 +149,20 @@ def test_a_session_that_read_outsiders_messages_holds_or_refuses_its_sinks(two_h
     assert is_error and problem["type"] == "flow_blocked" and "session" in problem["detail"]
     [(is_error, _)] = asyncio.run(_mcp_calls(hub, key, [post]))
     assert not is_error
-    # Reaching Slack: the two trusted REST posts, the MCP read and the MCP post; no held or refused call.
-    assert slack.stats()["api_requests"] == posted + 4
+    # Reaching Slack: the trusted REST post, the MCP read and the MCP post; no held or refused call.
+    assert slack.stats()["api_requests"] == posted + 3
+
+
+def test_outsiders_text_read_over_mcp_makes_the_agents_unnamed_rest_calls_wait(two_hub: Hub, slack: Sandbox) -> None:
+    hub = two_hub
+    key = hub.create_agent("bot")
+    hub.grant("bot", "chat", "messaging.chat.read")
+    hub.grant("bot", "chat", "messaging.chat.send")
+    [(is_error, _)] = asyncio.run(_mcp_calls(hub, key, [("slack_messages_history", {"channel": GENERAL, "limit": 5})]))
+    assert not is_error
+    posted = slack.stats()["api_requests"]
+    with hub.agent(key) as agent:
+        held = _post(agent, "Done, as you asked.")  # REST, no session: not a way around the MCP session's mark
+        assert held.status_code == 202 and "slack_messages_history" in held.json()["detail"], held.text
+        assert _post(agent, "A named session of its own is trusted.", session="fresh").status_code == 200
+    assert slack.stats()["api_requests"] == posted + 1
