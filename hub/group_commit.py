@@ -4,7 +4,7 @@ Callers queue an item and await its result. One task takes whatever has queued w
 was being written and hands it, whole, to `write`: a blocking function runs on a worker thread, a coroutine
 function on the event loop. Under load many calls share one transaction (and one disk flush), and each caller
 still waits for its own write to commit. Used by the audit log and by the rate-limit counters (in the
-database, or in Redis: one pipeline per batch, on one connection however many calls wait).
+database, or in Redis: one round trip per batch, on one connection however many calls wait).
 """
 
 import asyncio

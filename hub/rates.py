@@ -61,9 +61,8 @@ def _callers(batch: Sequence[_Asked]) -> dict[_Window, list[int]]:
     for index, (agent_id, limits, now) in enumerate(batch):
         for limit in limits:
             for period, seconds in _PERIODS:
-                callers.setdefault((agent_id, limit.connection, limit.scope, period, int(now // seconds)), []).append(
-                    index
-                )
+                window = (agent_id, limit.connection, limit.scope, period, int(now // seconds))
+                callers.setdefault(window, []).append(index)
     return dict(sorted(callers.items()))
 
 
