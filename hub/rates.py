@@ -167,7 +167,8 @@ _REDIS_TIMEOUT = 1.0
 # A window's counter outlives the window by this much, so a replica whose clock is a little behind finds it.
 _REDIS_GRACE = 60
 # Bump each key by its ARGV increment, set its time to live, return the totals: a batch in one command (as a
-# pipeline it was two commands a window, each reply read and timed on its own: twice the hub CPU at one call).
+# pipeline it was two commands a window, each reply read and timed on its own: 208 against 151 us of client
+# CPU per count at one call).
 _BUMP = """
 local totals = {}
 for i, key in ipairs(KEYS) do
