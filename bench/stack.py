@@ -202,6 +202,12 @@ def _probe(target: Target, contact_id: str) -> None:
         raise RuntimeError(f"{target.mode}'s grant masks emails, but this one is not: {response.text[:300]}")
 
 
+def _redis_pids(url: str) -> tuple[int, ...]:
+    """The Redis server's process, whose CPU counts as the hub's database's."""
+    with redis.Redis.from_url(url) as client:
+        return (int(client.info("server")["process_id"]),)
+
+
 @contextmanager
 def running_stack(tmp: Path, database_url: str, redis_url: str | None = None) -> Iterator[Stack]:
     """The sandbox, the hub (its rate counters in Redis when `redis_url` is given) and the proxy, running."""
@@ -219,7 +225,7 @@ def running_stack(tmp: Path, database_url: str, redis_url: str | None = None) ->
         proxy = _server("proxy", ["bench.proxy"], proxy_env, tmp)
         servers.append(proxy)
         proxy.start("/healthz")
-        redis_pids = (int(redis.Redis.from_url(redis_url).info("server")["process_id"]),) if redis_url else ()
+        redis_pids = _redis_pids(redis_url) if redis_url else ()
         targets = _targets(sandbox, proxy, hub, token, contact_id, database_url, redis_pids, grants, keys)
         stack = Stack(targets, servers, grants, sandbox.url, token, contact_id)
         for target in stack.targets:

@@ -18,17 +18,19 @@ import anyio.to_thread
 from hub.db import database_unavailable, is_unavailable
 from hub.errors import SwitchboardError
 
-__all__ = ["GroupCommit"]
+__all__ = ["BatchWriter", "GroupCommit"]
 
 log = logging.getLogger(__name__)
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+# Commits a batch, returning one result per item in order: blocking (run on a worker thread) or a coroutine.
+BatchWriter = Callable[[list[Item]], Sequence[Result]] | Callable[[list[Item]], Awaitable[Sequence[Result]]]
 
 
 class GroupCommit(Generic[Item, Result]):
     def __init__(
         self,
-        write: Callable[[list[Item]], Sequence[Result]] | Callable[[list[Item]], Awaitable[Sequence[Result]]],
+        write: BatchWriter[Item, Result],
         *,
         name: str,
         max_batch: int = 512,

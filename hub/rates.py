@@ -16,7 +16,6 @@ import logging
 import time
 from collections.abc import Sequence
 from functools import cache
-from typing import Protocol
 
 import redis.asyncio
 import redis.exceptions
@@ -24,7 +23,7 @@ from sqlalchemy import Connection, Dialect
 
 from hub.db import Database, driver_cursor, driver_mark
 from hub.errors import ServiceUnavailable
-from hub.group_commit import GroupCommit
+from hub.group_commit import BatchWriter, GroupCommit
 from scopes import RateLimit, RateUsage
 
 __all__ = ["DatabaseRates", "RateCounter", "RedisRates", "rate_counter"]
@@ -40,14 +39,22 @@ _Window = tuple[int, str, str, str, int]
 _Usage = dict[tuple[str, str], RateUsage]
 
 
-class RateCounter(Protocol):
+class RateCounter:
+    """Counts calls in groups (`hub.group_commit`): `write` counts a batch in its store and returns each call's
+    usage, in order."""
+
+    def __init__(self, write: BatchWriter[_Asked, _Usage], name: str) -> None:
+        self._commits: GroupCommit[_Asked, _Usage] = GroupCommit(write, name=name)
+
     async def count(self, agent_id: int, limits: Sequence[RateLimit]) -> _Usage:
         """Count this call against each limit; the usage returned includes it."""
-        ...
+        return await self._commits.submit((agent_id, tuple(limits), time.time()))
 
-    def start(self) -> None: ...
+    def start(self) -> None:
+        self._commits.start()
 
-    async def stop(self) -> None: ...
+    async def stop(self) -> None:
+        await self._commits.stop()
 
 
 def rate_counter(db: Database, redis_url: str | None, secret_key: bytes) -> RateCounter:
@@ -142,22 +149,11 @@ def _count(connection: Connection, batch: list[_Asked]) -> list[_Usage]:
     return _usages(batch, callers, totals)
 
 
-class DatabaseRates:
-    """Counts in the database, in groups, on a worker thread and the counters' engine."""
+class DatabaseRates(RateCounter):
+    """Counts in the database, on a worker thread and the counters' engine."""
 
     def __init__(self, db: Database) -> None:
-        self._commits: GroupCommit[_Asked, _Usage] = GroupCommit(
-            lambda batch: db.count_sync(lambda c: _count(c, batch)), name="rate-counter"
-        )
-
-    async def count(self, agent_id: int, limits: Sequence[RateLimit]) -> _Usage:
-        return await self._commits.submit((agent_id, tuple(limits), time.time()))
-
-    def start(self) -> None:
-        self._commits.start()
-
-    async def stop(self) -> None:
-        await self._commits.stop()
+        super().__init__(lambda batch: db.count_sync(lambda c: _count(c, batch)), "rate-counter")
 
 
 # --- in Redis ----------------------------------------------------------------------------------------------
@@ -179,8 +175,8 @@ return totals
 """
 
 
-class RedisRates:
-    """Counts in Redis, in groups, on the event loop: a batch's windows in one script (`_BUMP`, sent by its
+class RedisRates(RateCounter):
+    """Counts in Redis, on the event loop: a batch's windows in one script (`_BUMP`, sent by its
     digest once Redis has it), one round trip on one connection. Scripts run atomically, so calls through any
     replica get distinct counts. Keys are namespaced by a digest of the hub's secret key: the replicas of one
     hub share them, two hubs on one Redis (or two test databases) do not."""
@@ -191,11 +187,8 @@ class RedisRates:
         )
         self.prefix = "switchboard:" + hmac.new(secret_key, b"rate counters", hashlib.sha256).hexdigest()[:16]
         self._bump = self._redis.register_script(_BUMP)
-        self._commits: GroupCommit[_Asked, _Usage] = GroupCommit(self._count, name="rate-counter-redis")
         self._down = False
-
-    async def count(self, agent_id: int, limits: Sequence[RateLimit]) -> _Usage:
-        return await self._commits.submit((agent_id, tuple(limits), time.time()))
+        super().__init__(self._count, "rate-counter-redis")
 
     async def _count(self, batch: list[_Asked]) -> list[_Usage]:
         callers = _callers(batch)
@@ -217,9 +210,6 @@ class RedisRates:
             self._down = False
         return _usages(batch, callers, dict(zip(callers, totals, strict=True)))
 
-    def start(self) -> None:
-        self._commits.start()
-
     async def stop(self) -> None:
-        await self._commits.stop()
+        await super().stop()
         await self._redis.aclose()

@@ -5,7 +5,9 @@ machine and the moment."""
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bench.grants import CONSTRAINED, NORATE, PLAIN
 from bench.load import percentile
@@ -15,12 +17,13 @@ CALLS, LEVELS = 20, (1, 4)
 MODES = ("direct", "proxy", PLAIN, CONSTRAINED, NORATE)
 
 
-def test_benchmark_completes_with_every_call_answered(tmp_path: Path) -> None:
+def _bench(tmp_path: Path, levels: Sequence[int], *options: str) -> tuple[str, dict[str, Any]]:
+    """`python -m bench` at tiny counts: what it printed, and what it wrote with --json."""
     out = tmp_path / "bench.json"
-    levels = ",".join(map(str, LEVELS))
-    command = [sys.executable, "-m", "bench", "--calls", str(CALLS), "--concurrency", levels, "--json", str(out)]
+    concurrency = ",".join(map(str, levels))
+    command = [sys.executable, "-m", "bench", "--calls", str(CALLS), "--concurrency", concurrency, "--json", str(out)]
     done = subprocess.run(
-        [*command, "--function-seconds", "0.005"],
+        [*command, *options, "--function-seconds", "0.005"],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -28,7 +31,12 @@ def test_benchmark_completes_with_every_call_answered(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    written = json.loads(out.read_text())
+    written: dict[str, Any] = json.loads(out.read_text())
+    return done.stdout, written
+
+
+def test_benchmark_completes_with_every_call_answered(tmp_path: Path) -> None:
+    stdout, written = _bench(tmp_path, LEVELS)
     measurements = written["runs"]
     seen = {(m["mode"], m["concurrency"]) for m in measurements}
     assert seen == {(mode, c) for mode in MODES for c in LEVELS}
@@ -36,21 +44,21 @@ def test_benchmark_completes_with_every_call_answered(tmp_path: Path) -> None:
         assert m["errors"] == {}, (m["mode"], m["concurrency"], m["error_samples"])
         assert m["ok"] == CALLS, m
     for c in LEVELS:
-        assert f"ratios at c={c}" in done.stdout
-    assert done.stdout.count("hub/direct  p50") == len(LEVELS)
-    assert done.stdout.count("hub/proxy   p50") == len(LEVELS)
+        assert f"ratios at c={c}" in stdout
+    assert stdout.count("hub/direct  p50") == len(LEVELS)
+    assert stdout.count("hub/proxy   p50") == len(LEVELS)
     for c in LEVELS:
-        assert f"constraint ratios at c={c}" in done.stdout
+        assert f"constraint ratios at c={c}" in stdout
     for label in (f"{CONSTRAINED}/plain", f"{NORATE}/plain", f"rate alone: {CONSTRAINED}/{NORATE}"):
-        assert done.stdout.count(f"  {label} ") == len(LEVELS), label
-    assert "the provider call alone, in one process" in done.stdout
+        assert stdout.count(f"  {label} ") == len(LEVELS), label
+    assert "the provider call alone, in one process" in stdout
     for c in LEVELS:
-        assert f"c={c:<3} hubspot SDK " in done.stdout
-    assert done.stdout.count("vs ContextForge: CPU ") == len(LEVELS)
+        assert f"c={c:<3} hubspot SDK " in stdout
+    assert stdout.count("vs ContextForge: CPU ") == len(LEVELS)
     functions = written["policy_functions"]
     assert [f["name"].split(",")[0] for f in functions] == ["decide", "decide", "shape_result", "flow.candidates"]
     assert all(f["us_per_call"] > 0 for f in functions)
-    assert "policy functions, in-process" in done.stdout
+    assert "policy functions, in-process" in stdout
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -60,19 +68,9 @@ def test_percentile_is_nearest_rank() -> None:
 
 
 def test_with_redis_the_hub_counts_there_and_redis_cpu_is_charged_to_it(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
-    command = [sys.executable, "-m", "bench", "--calls", str(CALLS), "--concurrency", "4", "--json", str(out)]
-    done = subprocess.run(
-        [*command, "--redis", "--function-seconds", "0.005"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "hub database sqlite, rate counters in Redis" in done.stdout
-    runs = {m["mode"]: m for m in json.loads(out.read_text())["runs"]}
+    stdout, written = _bench(tmp_path, (4,), "--redis")
+    assert "hub database sqlite, rate counters in Redis" in stdout
+    runs = {m["mode"]: m for m in written["runs"]}
     assert all(m["ok"] == CALLS and m["errors"] == {} for m in runs.values())
     # The Redis server is charged as the hub's database; the proxy and direct modes have none.
     assert "database" in runs[CONSTRAINED]["cpu_seconds"] and "database" not in runs["proxy"]["cpu_seconds"]
