@@ -17,10 +17,10 @@ from functools import cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Dialect, Engine, select
+from sqlalchemy import Connection, Dialect, select
 from sqlalchemy.orm import Session
 
-from hub.db import Database, driver_cursor, driver_mark
+from hub.db import Database, WriterConnection, driver_cursor, driver_mark
 from hub.flows import CallEffects, write_effects
 from hub.group_commit import GroupCommit
 from hub.models import AuditHead, AuditRecord
@@ -145,18 +145,17 @@ def _append(entries: list[AuditEntry], connection: Connection) -> None:
         cursor.execute(sql.move_head, (seq, prev))
 
 
-def _write(engine: Engine, entries: list[AuditEntry], effects: list[CallEffects]) -> None:
-    with engine.begin() as connection:
-        _append(entries, connection)
-        if effects:
-            write_effects(connection, effects)
+def _write(connection: Connection, entries: list[AuditEntry], effects: list[CallEffects]) -> None:
+    _append(entries, connection)
+    if effects:
+        write_effects(connection, effects)
 
 
 class AuditWriter:
-    """Appends, committed in groups (`hub.group_commit`)."""
+    """Appends, committed in groups (`hub.group_commit`) on the writer thread's own connection."""
 
     def __init__(self, db: Database) -> None:
-        self._db = db
+        self._connection = WriterConnection(db.engine)
         self._commits = GroupCommit(self._write, name="audit-writer", max_batch=_MAX_BATCH)
 
     async def append(self, entry: AuditEntry, effects: CallEffects | None = None) -> None:
@@ -168,9 +167,12 @@ class AuditWriter:
 
     async def stop(self) -> None:
         await self._commits.stop()
+        self._connection.close()
 
     def _write(self, batch: list[tuple[AuditEntry, CallEffects | None]]) -> list[None]:
-        _write(self._db.engine, [entry for entry, _ in batch], [effect for _, effect in batch if effect is not None])
+        entries = [entry for entry, _ in batch]
+        effects = [effect for _, effect in batch if effect is not None]
+        self._connection.transact(lambda connection: _write(connection, entries, effects))
         return [None] * len(batch)
 
 

@@ -31,6 +31,7 @@ from hub.errors import DatabaseUnavailable
 __all__ = [
     "Database",
     "SchemaTooNew",
+    "WriterConnection",
     "alembic_config",
     "database_unavailable",
     "driver_cursor",
@@ -181,11 +182,6 @@ class Database:
         with _outages_as_unavailable(), self.sessions() as session, session.begin():
             yield session
 
-    def count_sync(self, fn: Callable[[Connection], T]) -> T:
-        """Run `fn` in one transaction on the counters' engine."""
-        with _outages_as_unavailable(), self.counters.begin() as connection:
-            return fn(connection)
-
     def run_sync(self, fn: Callable[[Session], T]) -> T:
         with self.session() as session:
             return fn(session)
@@ -205,6 +201,51 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
         self.counters.dispose()
+
+
+class WriterConnection:
+    """The one connection a group commit's writer thread (`hub.group_commit`) writes its batches on.
+
+    Checking a connection out of the pool for each batch, as `engine.begin()` does, cost a one-record audit
+    batch on SQLite 234 µs of CPU against 183 on a kept connection, and on PostgreSQL a ping round trip more;
+    at one client every call pays that alone. Use it from one thread at a time."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Connection | None = None
+
+    def transact(self, fn: Callable[[Connection], T]) -> T:
+        """Run `fn` in one transaction and commit it.
+
+        A connection found lost before the commit (the database restarted, or something between dropped it
+        while it was idle) is replaced and `fn` runs once more: nothing of the first attempt was committed.
+        One lost during the commit is not retried, since that commit may have happened. After any failure the
+        next batch takes a fresh connection from the pool, which checks it first."""
+        for attempt in (1, 2):
+            connection = self._connection = self._connection or self._engine.connect()
+            transaction = connection.begin()
+            try:
+                result = fn(connection)
+            except sa_exc.DBAPIError as exc:
+                self.close()
+                if attempt == 1 and exc.connection_invalidated:
+                    continue
+                raise
+            except BaseException:
+                self.close()
+                raise
+            try:
+                transaction.commit()
+            except BaseException:
+                self.close()
+                raise
+            return result
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
 
 
 def driver_mark(dialect: Dialect) -> str:

@@ -21,7 +21,7 @@ import redis.asyncio
 import redis.exceptions
 from sqlalchemy import Connection, Dialect
 
-from hub.db import Database, driver_cursor, driver_mark
+from hub.db import Database, WriterConnection, driver_cursor, driver_mark
 from hub.errors import ServiceUnavailable
 from hub.group_commit import BatchWriter, GroupCommit
 from scopes import RateLimit, RateUsage
@@ -150,10 +150,15 @@ def _count(connection: Connection, batch: list[_Asked]) -> list[_Usage]:
 
 
 class DatabaseRates(RateCounter):
-    """Counts in the database, on a worker thread and the counters' engine."""
+    """Counts in the database, on the writer thread's own connection of the counters' engine."""
 
     def __init__(self, db: Database) -> None:
-        super().__init__(lambda batch: db.count_sync(lambda c: _count(c, batch)), "rate-counter")
+        self._connection = WriterConnection(db.counters)
+        super().__init__(lambda batch: self._connection.transact(lambda c: _count(c, batch)), "rate-counter")
+
+    async def stop(self) -> None:
+        await super().stop()
+        self._connection.close()
 
 
 # --- in Redis ----------------------------------------------------------------------------------------------

@@ -4,8 +4,9 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, event, select, update
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
 
 from hub.audit import AuditEntry, AuditWriter, args_digest, as_row, verify
 from hub.db import Database, driver_cursor, is_unavailable, migrate
@@ -103,6 +104,50 @@ def test_a_connection_lost_under_the_driver_cursor_is_an_outage_and_is_replaced(
                 cursor.execute("SELECT 1")
         assert lost.value.connection_invalidated and is_unavailable(lost.value)
         _write(db, 2)  # the pool hands out a new connection
+        assert db.run_sync(verify) == (True, 2, "")
+        db.dispose()
+
+
+def test_the_writer_keeps_one_connection_for_its_batches(database_url: str) -> None:
+    migrate(database_url)
+    db = Database(database_url)
+    checkouts: list[object] = []
+    event.listen(db.engine, "checkout", lambda *_: checkouts.append(None))
+
+    async def go() -> None:
+        writer = AuditWriter(db)
+        writer.start()
+        for n in range(10):  # one by one: ten batches
+            await writer.append(_entry(n))
+        await writer.stop()
+
+    asyncio.run(go())
+    assert len(checkouts) == 1
+    assert db.run_sync(verify) == (True, 10, "")
+    db.dispose()
+
+
+def test_the_writers_connection_dropped_while_idle_is_replaced_without_failing_a_call() -> None:
+    """A database restart, or a firewall that drops idle connections, between two batches: the next batch
+    finds its connection gone before anything was committed, and runs again on a fresh one."""
+    with postgres_database() as url:
+        migrate(url)
+        db = Database(url)
+
+        async def go() -> int:
+            writer = AuditWriter(db)
+            writer.start()
+            await writer.append(_entry(1))
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+                dropped = admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
+                    (make_url(url).database,),
+                ).fetchone()
+            await writer.append(_entry(2))
+            await writer.stop()
+            return dropped[0] if dropped else 0
+
+        assert asyncio.run(go()) >= 1
         assert db.run_sync(verify) == (True, 2, "")
         db.dispose()
 

@@ -3,6 +3,7 @@ gets its own result, and a failed batch fails every call in it with the right er
 
 import asyncio
 import threading
+from collections.abc import Sequence
 
 import pytest
 from sqlalchemy import select
@@ -12,7 +13,7 @@ from hub.db import Database, migrate
 from hub.errors import DatabaseUnavailable
 from hub.group_commit import GroupCommit
 from hub.models import RateCount
-from hub.rates import _CHUNK, DatabaseRates, _count
+from hub.rates import _CHUNK, DatabaseRates, _Asked, _count, _Usage
 from scopes import RateLimit, RateUsage
 
 
@@ -142,6 +143,11 @@ def test_concurrent_rate_counts_are_distinct_per_window_and_agent(database_url: 
     assert all(0 < usage[("crm", "crm.deals.read")].minute_resets_in <= 60 for usage in second)
 
 
+def _counted(db: Database, batch: Sequence[_Asked]) -> list[_Usage]:
+    with db.counters.begin() as connection:
+        return _count(connection, list(batch))
+
+
 def test_a_new_window_counts_from_one_and_clears_the_ended_ones(database_url: str) -> None:
     migrate(database_url)
     db = Database(database_url)
@@ -149,7 +155,7 @@ def test_a_new_window_counts_from_one_and_clears_the_ended_ones(database_url: st
     minute = 1_800_000_000.0  # a minute's start, eight hours into a day
     try:
         for at in (minute, minute + 1, minute + 61):
-            [usage] = db.count_sync(lambda c, at=at: _count(c, [(1, limits, at)]))
+            [usage] = _counted(db, [(1, limits, at)])
         windows = db.run_sync(
             lambda s: sorted(s.execute(select(RateCount.period, RateCount.period_start, RateCount.count)).all())
         )
@@ -169,9 +175,9 @@ def test_a_batch_bumps_each_window_once_and_gives_each_call_its_own_count_in_ord
     # Agent 1: two calls in one minute, one in the next (which clears the first); agent 2 counts apart.
     batch = [(1, limits, minute), (2, limits, minute), (1, limits, minute + 1), (1, limits, minute + 61)]
     try:
-        counted = db.count_sync(lambda c: _count(c, batch))
+        counted = _counted(db, batch)
         # A later batch carries on from the counts the earlier one committed.
-        [later] = db.count_sync(lambda c: _count(c, [(1, limits, minute + 62)]))
+        [later] = _counted(db, [(1, limits, minute + 62)])
         windows = db.run_sync(
             lambda s: sorted(
                 s.execute(select(RateCount.agent_id, RateCount.period, RateCount.period_start, RateCount.count)).all()
@@ -192,7 +198,7 @@ def test_a_batch_of_more_windows_than_one_statement_takes_counts_them_all(databa
     agents = range(1, _CHUNK + 2)  # two windows each (minute, day): more than two statements' worth
     batch = [(agent, limits, 1_800_000_000.0) for agent in agents for _ in range(2)]
     try:
-        counted = db.count_sync(lambda c: _count(c, batch))
+        counted = _counted(db, batch)
     finally:
         db.dispose()
     key = limits[0].key
