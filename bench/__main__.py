@@ -17,7 +17,7 @@ from bench import report, scale, sdk_share
 from bench.databases import KINDS, REDIS_URL, database_url
 from bench.grants import CONSTRAINED, NORATE
 from bench.policy_functions import REPEATS, time_functions
-from bench.runner import Measurement, measure
+from bench.runner import Measurement, measure, median_round
 from bench.stack import Stack, running_stack
 
 __all__ = ["main"]
@@ -71,6 +71,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=0.2,
         help=f"time each policy function this long per repeat, best of {REPEATS} (default 0.2)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="measure each mode this many times per level, interleaved, and report its median round (default 3)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write every measurement here")
     scale.add_arguments(parser)
     args = parser.parse_args(argv)
@@ -81,6 +87,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         args.calls = args.calls * len(args.concurrency)
     elif len(args.calls) != len(args.concurrency):
         parser.error("--calls takes one number, or one per --concurrency level")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     return args
 
 
@@ -98,18 +106,22 @@ def _errors(measurements: list[Measurement]) -> list[str]:
     return lines
 
 
-def _measure_all(args: argparse.Namespace, stack: Stack) -> list[Measurement]:
-    # Modes interleave within each level, so a slow spell on a shared machine touches them all alike.
-    measurements = []
+def _measure_all(args: argparse.Namespace, stack: Stack) -> list[list[Measurement]]:
+    """Every round of every mode at every level, grouped by mode and level, in the order measured.
+
+    Modes interleave within each round, so a slow spell on a shared machine touches them all alike, and
+    each mode is measured `args.rounds` times, so one slow spell does not make a row."""
+    rounds: dict[tuple[str, int], list[Measurement]] = {}
     for concurrency, calls in zip(args.concurrency, args.calls, strict=True):
-        for target in stack.targets:
-            warmup = _warmup(calls, concurrency)
-            m = measure(target, concurrency=concurrency, calls=calls, warmup=warmup, max_seconds=args.max_seconds)
-            measurements.append(m)
-            print(f"  {m.mode:<18} c={concurrency:<3} {m.ok} calls in {m.seconds:.1f} s", flush=True)
-    if any(m.errors for m in measurements):
+        for round_number in range(1, args.rounds + 1):
+            for target in stack.targets:
+                warmup = _warmup(calls, concurrency)
+                m = measure(target, concurrency=concurrency, calls=calls, warmup=warmup, max_seconds=args.max_seconds)
+                rounds.setdefault((m.mode, concurrency), []).append(m)
+                print(f"  {m.mode:<18} c={concurrency:<3} round {round_number}: {m.ok} calls in {m.seconds:.1f} s")
+    if any(m.errors for runs in rounds.values() for m in runs):
         print(stack.log_tails())
-    return measurements
+    return list(rounds.values())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,19 +133,25 @@ def main(argv: list[str] | None = None) -> int:
         database_url(args.db, Path(tmp)) as url,
         running_stack(Path(tmp), url, args.redis) as stack,
     ):
-        measurements = _measure_all(args, stack)
+        rounds = _measure_all(args, stack)
         agents = stack.grants
         costs = sdk_share.client_costs(stack.upstream, stack.token, stack.contact_id, args.concurrency, max(args.calls))
     timings = time_functions(args.function_seconds)
+    measurements = [median_round(runs) for runs in rounds]
     baselines = [m for m in measurements if m.mode not in _GRANT_ONLY]
-    print(f"\n{report.table(baselines)}\n\n{report.ratios(baselines)}\n\n{report.sdk_share(baselines, costs)}")
+    print(f"\n{report.table(baselines)}\n\n{report.rounds([r for r in rounds if r[0].mode not in _GRANT_ONLY])}")
+    print(f"\n{report.ratios(baselines)}\n\n{report.sdk_share(baselines, costs)}")
     print(f"\n{report.grants(measurements, agents)}\n\n{report.functions(timings)}")
-    errors = _errors(measurements) + scale.section(args)
+    errors = _errors([m for runs in rounds for m in runs]) + scale.section(args)
     if errors:
         print("\nerrors:\n" + "\n".join(errors))
     print(f"\n{time.monotonic() - started:.0f} s in all")
     if args.json is not None:
-        written = {"runs": [m.as_dict() for m in measurements], "policy_functions": [t.as_dict() for t in timings]}
+        written = {
+            "runs": [m.as_dict() for m in measurements],  # each mode's median round, as reported
+            "rounds": [[m.as_dict() for m in runs] for runs in rounds],
+            "policy_functions": [t.as_dict() for t in timings],
+        }
         args.json.write_text(json.dumps(written, indent=2))
     return 1 if errors else 0
 

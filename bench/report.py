@@ -99,6 +99,19 @@ def table(measurements: Sequence[Measurement]) -> str:
     return "\n".join(lines)
 
 
+def rounds(runs: Sequence[Sequence[Measurement]]) -> str:
+    """How far each mode's rounds at each level spread: each row above is its median round by CPU."""
+    count = max(len(r) for r in runs)
+    if count == 1:
+        return "one round per mode and level (--rounds 1): each row is that round"
+    lines = [f"each row is the median of {count} rounds by CPU per call; every round's (ms per call):"]
+    for r in runs:
+        values = sorted(m.own_cpu_ms_per_call for m in r)
+        role = "hop" if "hop" in r[0].cpu_seconds else "upstream"
+        lines.append(f"  {r[0].mode:<8} c={r[0].concurrency:<3} {role:<8} {'  '.join(cell(v) for v in values)}")
+    return "\n".join(lines)
+
+
 def ratio(a: float | None, b: float | None) -> str:
     return "n/a" if a is None or not b or math.isnan(a) or math.isnan(b) else f"{a / b:.2f}x"
 

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -10,7 +11,7 @@ from bench.load import RunSpec
 from bench.processes import ROOT
 from bench.stack import Target
 
-__all__ = ["Measurement", "measure", "run_load"]
+__all__ = ["Measurement", "measure", "median_round", "run_load"]
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,23 @@ class Measurement:
         return sum(self.cpu_seconds.values()) * 1000 / self.ok if self.ok else 0.0
 
     @property
+    def own_cpu_ms_per_call(self) -> float:
+        """What the mode itself costs: the hop in front with its database; for direct, the upstream."""
+        return self.cpu_ms_per_call("hop", "database") or self.server_cpu_ms_per_call
+
+    @property
     def client_cpu_ms_per_call(self) -> float:
         return self.client_cpu_seconds * 1000 / self.ok if self.ok else 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def median_round(rounds: Sequence[Measurement]) -> Measurement:
+    """Of one mode's rounds at one level, the one whose own CPU per call is the median (the lower of the
+    middle two for an even count): CPU is the bench's verdict, and the row keeps that round's latencies."""
+    ordered = sorted(rounds, key=lambda m: m.own_cpu_ms_per_call)
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def measure(target: Target, *, concurrency: int, calls: int, warmup: int, max_seconds: float) -> Measurement:

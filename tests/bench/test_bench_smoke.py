@@ -43,6 +43,13 @@ def test_benchmark_completes_with_every_call_answered(tmp_path: Path) -> None:
     for m in measurements:
         assert m["errors"] == {}, (m["mode"], m["concurrency"], m["error_samples"])
         assert m["ok"] == CALLS, m
+    # Each row is the median of three rounds, and every round is kept.
+    assert "each row is the median of 3 rounds" in stdout
+    rounds = written["rounds"]
+    assert sorted((r[0]["mode"], r[0]["concurrency"], len(r)) for r in rounds) == sorted(
+        (mode, c, 3) for mode in MODES for c in LEVELS
+    )
+    assert all(m["ok"] == CALLS and m["errors"] == {} for r in rounds for m in r)
     for c in LEVELS:
         assert f"ratios at c={c}" in stdout
     assert stdout.count("hub/direct  p50") == len(LEVELS)
