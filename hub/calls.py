@@ -236,8 +236,10 @@ class CallPipeline:
         # approved was counted when it was asked.
         counted = limits and not (approved or explain)
         usage = await self._rates.count(agent.id, limits) if counted else None
-        needed = facts_needed(tool.policy, agent.grants, connection, plain, tool.scopes)
-        facts = await self._facts(tool, connection, args, needed) if needed and not explain else None
+        facts = None
+        if not explain:
+            needed = facts_needed(tool.policy, agent.grants, connection, plain, tool.scopes)
+            facts = await self._facts(tool, connection, args, needed) if needed else None
         flow, state = await self._flows.context(
             agent_id=agent.id,
             rules=agent.flow_rules,
