@@ -30,7 +30,6 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 PAGE_ROWS = 50
 Filters = Annotated[FilterParams, Depends()]
-DECISION_TEXT = {"allow": "Allowed", "deny": "Denied", "pending": "Held for approval"}
 WITHIN_TEXT = {"1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days"}
 
 
@@ -66,7 +65,6 @@ async def activity_page(
         "filters": filters,
         "wanted": wanted,
         "error": error,
-        "decisions": DECISION_TEXT,
         "within": WITHIN_TEXT,
         "tools": EXPLAIN_TOOLS,
         "problems": activity.PROBLEMS,
@@ -90,6 +88,4 @@ async def activity_export(
 @router.get("/activity/{call_id}")
 async def activity_call(call_id: str, hub: HubDep, session_token: SessionToken) -> Response:
     detail = await hub.db.run(lambda s: activity.call_detail(s, call_id))
-    return html(
-        "activity_call.html", **await frame(hub, session_token, here="activity"), call=detail, decisions=DECISION_TEXT
-    )
+    return html("activity_call.html", **await frame(hub, session_token, here="activity"), call=detail)

@@ -116,7 +116,9 @@ _ENV = Environment(
     lstrip_blocks=True,
 )
 _ENV.filters.update(when=_when, iso=_iso, ago=_ago, pretty_json=_pretty_json)
-_ENV.globals.update(asset=_asset_url, now=lambda: datetime.now(UTC))
+# What the admin page calls each audit decision, wherever a call is shown or filtered.
+DECISION_TEXT = {"allow": "Allowed", "deny": "Denied", "pending": "Held for approval"}
+_ENV.globals.update(asset=_asset_url, now=lambda: datetime.now(UTC), decisions=DECISION_TEXT)
 
 
 def render(template: str, **context: Any) -> str:
