@@ -3,9 +3,9 @@
 Callers queue an item and await its result. One task takes whatever has queued while the previous batch
 was being written and hands it, whole, to `write`: a blocking function runs on the group commit's own thread
 (always the same one, so it can keep a connection: `hub.db.WriterConnection`), a coroutine function on the
-event loop. Under load many calls share one transaction (and one disk flush), and each caller
-still waits for its own write to commit. Used by the audit log and by the rate-limit counters (in the
-database, or in Redis: one round trip per batch, on one connection however many calls wait).
+event loop. Under load many calls share one transaction (and one disk flush), and each caller still waits
+for its own write to commit. Used by the audit log and by the rate-limit counters (in the database, or in
+Redis: one round trip per batch, on one connection however many calls wait).
 """
 
 import asyncio
@@ -23,7 +23,8 @@ __all__ = ["BatchWriter", "GroupCommit"]
 log = logging.getLogger(__name__)
 Item = TypeVar("Item")
 Result = TypeVar("Result")
-# Commits a batch, returning one result per item in order: blocking (run on a worker thread) or a coroutine.
+# Commits a batch, returning one result per item in order: blocking (run on the group commit's thread) or a
+# coroutine.
 BatchWriter = Callable[[list[Item]], Sequence[Result]] | Callable[[list[Item]], Awaitable[Sequence[Result]]]
 
 
