@@ -107,8 +107,7 @@ def rounds(runs: Sequence[Sequence[Measurement]]) -> str:
     lines = [f"each row is the median of {count} rounds by CPU per call; every round's (ms per call):"]
     for r in runs:
         values = sorted(m.own_cpu_ms_per_call for m in r)
-        roles: list[str] = [role for role in ("hop", "database") if role in r[0].cpu_seconds] or ["upstream"]
-        role = " + ".join("db" if role == "database" else role for role in roles)
+        role = " + ".join("db" if role == "database" else role for role in r[0].own_roles)
         lines.append(f"  {r[0].mode:<8} c={r[0].concurrency:<3} {role:<8} {'  '.join(cell(v) for v in values)}")
     return "\n".join(lines)
 

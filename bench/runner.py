@@ -46,9 +46,13 @@ class Measurement:
         return sum(self.cpu_seconds.values()) * 1000 / self.ok if self.ok else 0.0
 
     @property
+    def own_roles(self) -> tuple[str, ...]:
+        """The servers whose CPU is the mode's own: the hop in front with its database; for direct, the upstream."""
+        return tuple(role for role in ("hop", "database") if role in self.cpu_seconds) or tuple(self.cpu_seconds)
+
+    @property
     def own_cpu_ms_per_call(self) -> float:
-        """What the mode itself costs: the hop in front with its database; for direct, the upstream."""
-        return self.cpu_ms_per_call("hop", "database") or self.server_cpu_ms_per_call
+        return self.cpu_ms_per_call(*self.own_roles) or 0.0
 
     @property
     def client_cpu_ms_per_call(self) -> float:
