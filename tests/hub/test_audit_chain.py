@@ -1,4 +1,8 @@
 import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -149,6 +153,100 @@ def test_the_writers_connection_dropped_while_idle_is_replaced_without_failing_a
 
         assert asyncio.run(go()) >= 1
         assert db.run_sync(verify) == (True, 2, "")
+        db.dispose()
+
+
+def test_writers_of_two_replicas_chain_after_each_other(database_url: str) -> None:
+    """Each replica has its own writer. On PostgreSQL a writer chains a batch after the head it last wrote;
+    once the other replica has moved the head, its statement writes nothing and the batch goes the locking
+    way. Alternating and concurrent appends leave one unbroken chain with every record in it."""
+    migrate(database_url)
+    db = Database(database_url)
+
+    async def go() -> None:
+        first, second = AuditWriter(db), AuditWriter(db)
+        first.start()
+        second.start()
+        for n in range(6):  # alternating: every batch after the first two finds its writer's head stale
+            await (first if n % 2 else second).append(_entry(n))
+        await asyncio.gather(*(w.append(_entry(n)) for n in range(6, 86) for w in [(first, second)[n % 2]]))
+        await first.stop()
+        await second.stop()
+
+    asyncio.run(go())
+    assert db.run_sync(verify) == (True, 86, "")
+    call_ids = db.run_sync(lambda s: set(s.scalars(select(AuditRecord.call_id))))
+    assert call_ids == {_entry(n).call_id for n in range(86)}
+    db.dispose()
+
+
+@contextlib.contextmanager
+def _relay_to_postgres(cut_after: bytes) -> Iterator[tuple[int, threading.Event]]:
+    """A TCP relay on loopback to the test PostgreSQL. Once the returned event is set, the first connection
+    to send a message containing `cut_after` is closed when the server answers it, the answer undelivered:
+    the statement ran (and, in autocommit, committed), and its client cannot know."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    armed = threading.Event()
+    target = make_url(PG_ADMIN_URL)
+
+    def pump(source: socket.socket, sink: socket.socket, watch: bool, doomed: threading.Event) -> None:
+        try:
+            while chunk := source.recv(65536):
+                if watch and armed.is_set() and cut_after in chunk:
+                    armed.clear()
+                    doomed.set()
+                elif not watch and doomed.is_set():
+                    break  # the server's answer to the marked statement: dropped, with the connection
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        for end in (source, sink):  # shutdown, not just close: the other pump may be blocked reading it
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+    def accept() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection((target.host or "127.0.0.1", target.port or 5432))
+            doomed = threading.Event()
+            threading.Thread(target=pump, args=(client, server, True, doomed), daemon=True).start()
+            threading.Thread(target=pump, args=(server, client, False, doomed), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield listener.getsockname()[1], armed
+    finally:
+        listener.close()
+
+
+def test_a_batch_committed_on_a_connection_lost_before_its_answer_is_not_written_twice() -> None:
+    """On PostgreSQL a batch is one statement: if the connection drops after the database committed it but
+    before the answer arrived, the writer runs the batch again on a fresh connection, finds its last record
+    with the hash it was sent with, and reports it written. Without that check the rerun would insert the
+    same call ids again, and the unique constraint would fail the calls whose records are in the log."""
+    with postgres_database() as url, _relay_to_postgres(b"WITH head AS") as (port, armed):
+        migrate(url)
+        db = Database(make_url(url).set(port=port).render_as_string(hide_password=False))
+        backends: list[object] = []
+        event.listen(db.engine, "connect", lambda *_: backends.append(None))
+
+        async def go() -> None:
+            writer = AuditWriter(db)
+            writer.start()
+            await writer.append(_entry(1))  # the head is now this writer's: the next batch is one statement
+            armed.set()
+            await writer.append(_entry(2))  # committed, its answer lost, and reported written
+            assert not armed.is_set()
+            await writer.append(_entry(3))
+            await writer.stop()
+
+        asyncio.run(go())
+        assert len(backends) == 2  # the lost connection was replaced once
+        assert db.run_sync(verify) == (True, 3, "")
         db.dispose()
 
 
