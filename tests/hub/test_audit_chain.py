@@ -180,6 +180,22 @@ def test_writers_of_two_replicas_chain_after_each_other(database_url: str) -> No
     db.dispose()
 
 
+def test_the_writers_autocommit_stays_with_the_writer() -> None:
+    """On PostgreSQL the writer's connection commits statement by statement. Back in the pool, that
+    connection must make transactions again, or every session given it later would commit half-way."""
+    with postgres_database() as url:
+        migrate(url)
+        db = Database(url)
+        db.engine.pool.dispose()
+        _write(db, 3)  # the writer checks out, and returns, the pool's only connection
+        assert db.engine.pool.checkedin() == 1
+        with db.engine.connect() as connection:
+            assert connection.connection.dbapi_connection is not None
+            assert connection.connection.dbapi_connection.autocommit is False
+            assert connection.exec_driver_sql("SELECT count(*) FROM audit_records").scalar() == 3
+        db.dispose()
+
+
 @contextlib.contextmanager
 def _relay_to_postgres(cut_after: bytes) -> Iterator[tuple[int, threading.Event]]:
     """A TCP relay on loopback to the test PostgreSQL. Once the returned event is set, the first connection
