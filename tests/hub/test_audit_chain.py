@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import delete, event, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import QueuePool
 
 from hub.audit import AuditEntry, AuditWriter, args_digest, as_row, verify
 from hub.db import Database, driver_cursor, is_unavailable, migrate
@@ -188,7 +189,7 @@ def test_the_writers_autocommit_stays_with_the_writer() -> None:
         db = Database(url)
         db.engine.pool.dispose()
         _write(db, 3)  # the writer checks out, and returns, the pool's only connection
-        assert db.engine.pool.checkedin() == 1
+        assert isinstance(db.engine.pool, QueuePool) and db.engine.pool.checkedin() == 1
         with db.engine.connect() as connection:
             assert connection.connection.dbapi_connection is not None
             assert connection.connection.dbapi_connection.autocommit is False
