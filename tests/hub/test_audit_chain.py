@@ -170,7 +170,7 @@ def test_writers_of_two_replicas_chain_after_each_other(database_url: str) -> No
         second.start()
         for n in range(6):  # alternating: every batch after the first two finds its writer's head stale
             await (first if n % 2 else second).append(_entry(n))
-        await asyncio.gather(*(w.append(_entry(n)) for n in range(6, 86) for w in [(first, second)[n % 2]]))
+        await asyncio.gather(*((first, second)[n % 2].append(_entry(n)) for n in range(6, 86)))
         await first.stop()
         await second.stop()
 
