@@ -2,9 +2,9 @@
 
 Appends are committed in groups (`hub.group_commit`): under load many calls share one transaction and one
 fsync, and each caller still waits for its own record to be durable. What a call leaves for later decisions
-(`hub.flows.CallEffects`: fingerprints, untrusted sessions) is committed with its record's batch. Across
-processes a batch only ever moves the chain head it read (SQLite: under the write lock; PostgreSQL: locked,
-or moved only if still there), so the chain stays one sequence however many replicas write to it.
+(`hub.flows.CallEffects`: fingerprints, untrusted sessions) is committed with its record, or just before.
+Across processes a batch only ever moves the chain head it read (SQLite: under the write lock; PostgreSQL:
+locked, or moved only if still there), so the chain stays one sequence however many replicas write to it.
 """
 
 import hashlib

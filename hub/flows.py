@@ -2,8 +2,8 @@
 
 `scopes.flow` decides; this module remembers. After a call, what the agent received leaves `CallEffects`:
 the fingerprints of its sensitive values, and a mark on the session when the tool returned content written
-by outsiders. They are committed with the call's audit record (hub.audit), so they are durable before the
-agent holds the result: no race lets an agent pass a value on before it is known.
+by outsiders. They are committed with the call's audit record, or just before it (hub.audit), so they are
+durable before the agent holds the result: no race lets an agent pass a value on before it is known.
 
 Before a sink (or a high-risk tool) runs, `FlowStore.context` cuts its arguments into candidates, looks
 their fingerprints up for this agent, and reads the session's mark: one database round trip, paid only by
