@@ -113,12 +113,11 @@ _COLUMNS = ("seq", *_FIELDS, "prev_hash", "hash")
 @cache
 def _driver_sql(dialect: Dialect) -> _DriverSql:
     mark = driver_mark(dialect)
-    columns = AuditRecord.__table__.c
     return _DriverSql(
         lock_head="UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash",
         insert=f"INSERT INTO audit_records ({', '.join(_COLUMNS)}) VALUES ({', '.join([mark] * len(_COLUMNS))})",
         move_head=f"UPDATE audit_head SET seq = {mark}, hash = {mark} WHERE id = 1",
-        ts=columns.ts.type.bind_processor(dialect) or (lambda ts: ts),
+        ts=AuditRecord.__table__.c.ts.type.bind_processor(dialect) or (lambda ts: ts),
         record_hash=f"SELECT hash FROM audit_records WHERE call_id = {mark}",
     )
 
@@ -182,7 +181,8 @@ class _PostgresChain:
 
     A connection lost in flight leaves a batch's fate unknown. `WriterConnection.transact` runs the batch
     once more on a fresh connection, and that run first looks for the batch's last record with the hash it
-    was sent with: a batch that did commit is not written twice, and its callers get their results.
+    was sent with: a batch that did commit is not written twice, and (if the rerun reaches the database)
+    its callers get their results.
     """
 
     def __init__(self) -> None:
