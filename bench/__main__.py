@@ -17,7 +17,7 @@ from bench import report, scale, sdk_share
 from bench.databases import KINDS, REDIS_URL, database_url
 from bench.grants import CONSTRAINED, NORATE
 from bench.policy_functions import REPEATS, time_functions
-from bench.runner import Measurement, measure, median_round
+from bench.runner import Measurement, add_rounds_option, measure, median_round
 from bench.stack import Stack, running_stack
 
 __all__ = ["main"]
@@ -71,12 +71,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=0.2,
         help=f"time each policy function this long per repeat, best of {REPEATS} (default 0.2)",
     )
-    parser.add_argument(
-        "--rounds",
-        type=int,
-        default=3,
-        help="measure each mode this many times per level, interleaved, and report its median round (default 3)",
-    )
+    add_rounds_option(parser)
     parser.add_argument("--json", type=Path, default=None, help="also write every measurement here")
     scale.add_arguments(parser)
     args = parser.parse_args(argv)
@@ -87,8 +82,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         args.calls = args.calls * len(args.concurrency)
     elif len(args.calls) != len(args.concurrency):
         parser.error("--calls takes one number, or one per --concurrency level")
-    if args.rounds < 1:
-        parser.error("--rounds must be at least 1")
     return args
 
 

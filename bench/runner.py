@@ -1,5 +1,6 @@
 """One measured run: a load-generator process against one mode at one concurrency, and what it measured."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from bench.load import RunSpec
 from bench.processes import ROOT
 from bench.stack import Target
 
-__all__ = ["Measurement", "measure", "median_round", "run_load"]
+__all__ = ["Measurement", "add_rounds_option", "measure", "median_round", "run_load"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,24 @@ class Measurement:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _rounds(raw: str) -> int:
+    rounds = int(raw)
+    if rounds < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return rounds
+
+
+def add_rounds_option(parser: argparse.ArgumentParser) -> None:
+    """`--rounds`, for `python -m bench` and `python -m bench.scale` alike."""
+    parser.add_argument(
+        "--rounds",
+        type=_rounds,
+        default=3,
+        help="measure each row this many times, interleaved with the rows it is compared with where the "
+        "data allows, and report its median round (default 3)",
+    )
 
 
 def median_round(rounds: Sequence[Measurement]) -> Measurement:

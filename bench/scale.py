@@ -9,6 +9,10 @@ in-memory policy snapshot and its writes are one audit append (plus the fingerpr
 cost should not grow with the data. What does grow is the snapshot: every replica reloads all of it on any
 change, which is timed per size (per change, not per call).
 
+Each row is the median of `--rounds` runs, as in the bench's main table: the replica counts interleave within
+a round, and so do a size's two concurrencies (sizes cannot: the data only grows). One run per size and
+concurrency had made the ratios swing by a third either way from run to run at one client.
+
 Always on PostgreSQL, whatever `--db` says: replicas need a shared database. Ratios are printed, never
 asserted; absolute numbers belong to this machine at this moment.
 """
@@ -36,7 +40,7 @@ from bench.databases import PG_ADMIN_URL, database_url
 from bench.grants import PLAIN, agent_grants
 from bench.load import RunSpec
 from bench.processes import Server, free_port
-from bench.runner import Measurement, run_load
+from bench.runner import Measurement, add_rounds_option, median_round, run_load
 from bench.scale_data import DataGenerator, Size, announce_change, parse_sizes, plain_conninfo
 from bench.stack import Stack, Target, running_stack
 from bench.upstream import TOOL
@@ -76,7 +80,11 @@ class Reload:
 class _SizeRun:
     size: str
     during_change: bool  # one policy change was announced as the run began: the replica reloaded meanwhile
-    m: Measurement
+    rounds: list[Measurement]
+
+    @property
+    def m(self) -> Measurement:
+        return median_round(self.rounds)
 
     @property
     def label(self) -> str:
@@ -85,15 +93,20 @@ class _SizeRun:
 
 @dataclass
 class _Result:
-    replicas: list[Measurement]
+    replicas: list[list[Measurement]]  # each replica count's rounds
     sizes: list[_SizeRun]
     reloads: list[Reload]
 
+    def all_runs(self) -> list[Measurement]:
+        return [*(m for rounds in self.replicas for m in rounds), *(m for r in self.sizes for m in r.rounds)]
+
     def as_dict(self) -> dict[str, object]:
+        """Each row's median round, as reported, and every round."""
         return {
-            "replicas": [m.as_dict() for m in self.replicas],
+            "replicas": [median_round(rounds).as_dict() for rounds in self.replicas],
             "sizes": [{"size": r.size, "during_change": r.during_change, **r.m.as_dict()} for r in self.sizes],
             "reloads": [asdict(r) for r in self.reloads],
+            "rounds": [m.as_dict() for m in self.all_runs()],
         }
 
 
@@ -212,7 +225,7 @@ class _Scene:
         if answer.status_code != 200:
             raise RuntimeError(f"{replica.name} answered {answer.status_code}: {answer.text[:300]}")
 
-    def measure(self, mode: str, replicas: int, concurrency: int) -> Measurement:
+    def measure(self, mode: str, replicas: int, concurrency: int, round_number: int = 1) -> Measurement:
         """One load-generator run against the first `replicas` replicas, clients round-robin over them."""
         serving, t, calls = self.replicas[:replicas], self.target, self.args.scale_calls
         spec = RunSpec(
@@ -230,7 +243,7 @@ class _Scene:
             more_pids={"hop": [r.pid for r in serving[1:]]},
         )
         m = run_load(spec, mode)
-        print(f"  {mode:<22} c={concurrency:<3} {m.ok} calls in {m.seconds:.1f} s", flush=True)
+        print(f"  {mode:<22} c={concurrency:<3} round {round_number}: {m.ok} calls in {m.seconds:.1f} s", flush=True)
         return m
 
     def measure_during_change(self, size: Size, concurrency: int) -> Measurement:
@@ -306,25 +319,36 @@ def _time_reloads(url: str) -> tuple[float, Snapshot]:
         db.dispose()
 
 
-def _replica_curve(scene: _Scene) -> list[Measurement]:
-    counts = scene.args.scale_replicas
+def _replica_curve(scene: _Scene) -> list[list[Measurement]]:
+    """Each replica count's rounds; the counts interleave within a round."""
+    counts, rounds = scene.args.scale_replicas, scene.args.rounds
     print(f"scale: starting {max(counts) - 1} more hub replicas on the same database", flush=True)
     scene.add_replicas(max(counts))
+    runs: dict[int, list[Measurement]] = {n: [] for n in counts}
     try:
-        return [scene.measure(f"replicas={n}", n, scene.args.scale_concurrency) for n in counts]
+        for round_number in range(1, rounds + 1):
+            for n in counts:
+                runs[n].append(scene.measure(f"replicas={n}", n, scene.args.scale_concurrency, round_number))
     finally:
         scene.stop_extra_replicas()  # the size curve runs on one replica, with the cores to itself
+    return list(runs.values())
 
 
 def _size_curve(scene: _Scene) -> tuple[list[_SizeRun], list[Reload]]:
+    """Each size's rounds at 1 client and at the curve's concurrency, interleaved (sizes cannot be: the data
+    only grows), then one run during a policy change."""
     rows, reloads = [], []
-    concurrency = scene.args.scale_concurrency
+    levels = (1, scene.args.scale_concurrency)
     for size in scene.args.scale_sizes:
         print(f"scale: growing the database to {size.label} (agents/grants/audit records)", flush=True)
         generated = scene.generator.grow(size)
         reloads.append(scene.reload(size, generated))
-        rows += [_SizeRun(size.label, False, scene.measure(f"size {size.label}", 1, c)) for c in (1, concurrency)]
-        rows.append(_SizeRun(size.label, True, scene.measure_during_change(size, concurrency)))
+        runs: dict[int, list[Measurement]] = {c: [] for c in levels}
+        for round_number in range(1, scene.args.rounds + 1):
+            for c in levels:
+                runs[c].append(scene.measure(f"size {size.label}", 1, c, round_number))
+        rows += [_SizeRun(size.label, False, runs[c]) for c in levels]
+        rows.append(_SizeRun(size.label, True, [scene.measure_during_change(size, scene.args.scale_concurrency)]))
     return rows, reloads
 
 
@@ -401,12 +425,17 @@ def _machine_note(replicas: Sequence[int]) -> str:
     return note
 
 
-def _replica_table(rows: Sequence[Measurement]) -> list[str]:
-    if not rows:
+def _median_of(rounds: int) -> str:
+    return f"each row the median of {rounds} rounds by hub CPU" if rounds > 1 else "one round each (--rounds 1)"
+
+
+def _replica_table(runs: Sequence[Sequence[Measurement]]) -> list[str]:
+    if not runs:
         return []
+    rows = [median_round(rounds) for rounds in runs]
     lines = [
         f"replicas on one PostgreSQL: c={rows[0].concurrency}, clients round-robin over the replicas "
-        "(hub CPU = all replicas), fresh database",
+        f"(hub CPU = all replicas), fresh database; {_median_of(len(runs[0]))}",
         *report.header(_columns("replicas")),
         *(line for m in rows for line in _rows(m, "replicas", m.mode.removeprefix("replicas="))),
         "replica ratios over 1 replica (measured in this run)",
@@ -422,6 +451,7 @@ def _size_table(rows: Sequence[_SizeRun]) -> list[str]:
     lines = [
         "data size: generated agents (a live key each) / grants / audit records, on top of the bench's own;",
         "one replica, the same call by the same agent; +change: one policy change announced as the run began",
+        f"(one run); other rows: {_median_of(len(rows[0].rounds))}",
         *report.header(_columns("size")),
         *(line for r in rows for line in _rows(r.m, "size", r.label)),
     ]
@@ -466,7 +496,7 @@ def _reload_table(reloads: Sequence[Reload]) -> list[str]:
 
 def _errors(result: _Result) -> list[str]:
     lines = []
-    for m in [*result.replicas, *(r.m for r in result.sizes)]:
+    for m in result.all_runs():
         if m.errors:
             lines.append(f"scale {m.mode} c={m.concurrency}: {m.errors}")
             lines += [f"    {sample}" for sample in m.error_samples]
@@ -494,6 +524,7 @@ def section(args: argparse.Namespace, json_path: Path | None = None) -> list[str
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.splitlines()[0])
     add_arguments(parser, toggle=False)
+    add_rounds_option(parser)
     parser.add_argument("--max-seconds", type=float, default=30.0, help="stop any one run after this long")
     parser.add_argument("--json", type=Path, default=None, help="also write every measurement here")
     args = parser.parse_args(argv)

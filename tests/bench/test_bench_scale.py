@@ -11,7 +11,7 @@ import pytest
 from bench.scale_data import Size, parse_sizes
 from tests.harness import ROOT
 
-CALLS, CONCURRENCY = 20, 4
+CALLS, CONCURRENCY, ROUNDS = 20, 4, 2
 SIZES = "0:0:0,20:50:2k"
 # What the bench creates itself: one agent per grant mode, each with one key and one grant, on one connection.
 BENCH_AGENTS = 3
@@ -20,7 +20,8 @@ BENCH_AGENTS = 3
 def test_scale_curve_completes_with_every_call_answered(tmp_path: Path) -> None:
     out = tmp_path / "scale.json"
     command = [sys.executable, "-m", "bench.scale", "--scale-sizes", SIZES, "--scale-replicas", "1,2"]
-    options = ["--scale-calls", str(CALLS), "--scale-concurrency", str(CONCURRENCY), "--json", str(out)]
+    options = ["--scale-calls", str(CALLS), "--scale-concurrency", str(CONCURRENCY), "--rounds", str(ROUNDS)]
+    options += ["--json", str(out)]
     done = subprocess.run([*command, *options], capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     written = json.loads(out.read_text())
@@ -31,9 +32,16 @@ def test_scale_curve_completes_with_every_call_answered(tmp_path: Path) -> None:
         for size in ("0/0/0", "20/50/2k")
         for c, change in ((1, False), (CONCURRENCY, False), (CONCURRENCY, True))
     ]
-    for m in runs:
+    # Every replica count and steady size row is measured ROUNDS times; a run during a change, once.
+    assert len(written["rounds"]) == 2 * ROUNDS + 2 * (2 * ROUNDS + 1)
+    for m in written["rounds"]:
         assert m["errors"] == {}, (m["mode"], m["concurrency"], m["error_samples"])
         assert m["ok"] == CALLS, m
+    for m in runs:  # each row reported is its round of median CPU: of two, the lower
+        rounds = [r for r in written["rounds"] if (r["mode"], r["concurrency"]) == (m["mode"], m["concurrency"])]
+        assert len(rounds) == (1 if m["mode"].endswith("+change") else ROUNDS), m["mode"]
+        median = min(rounds, key=lambda r: sum(r["cpu_seconds"][role] for role in ("hop", "database")))
+        assert m | median == m, (m, rounds)  # a size row adds its size to the round's fields
     baseline, grown = written["reloads"]
     # Each change adds one probe agent with a key (two a size: the timed one, the one during a run); the
     # generated agents each bring a key, too.
