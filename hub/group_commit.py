@@ -51,6 +51,12 @@ class GroupCommit(Generic[Item, Result]):
         # None, queued by stop(), ends the task once everything queued before it is written.
         self._queue: asyncio.Queue[tuple[Item, asyncio.Future[Result]] | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._writing = False
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and no batch being written: a write made now would wait for no one's."""
+        return self._queue.empty() and not self._writing
 
     async def submit(self, item: Item) -> Result:
         """Queue `item` and wait until its batch has committed. If the batch failed: DatabaseUnavailable when
@@ -86,7 +92,11 @@ class GroupCommit(Generic[Item, Result]):
                     stopping = True
                     break
                 batch.append(item)
-            await self._commit(batch)
+            self._writing = True
+            try:
+                await self._commit(batch)
+            finally:
+                self._writing = False
 
     async def _commit(self, batch: list[tuple[Item, "asyncio.Future[Result]"]]) -> None:
         try:

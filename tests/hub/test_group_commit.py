@@ -42,6 +42,32 @@ def test_concurrent_submissions_share_batches_and_each_gets_its_own_result() -> 
     assert batches == [[0], list(range(1, 21))]
 
 
+def test_idle_only_when_nothing_is_queued_or_being_written() -> None:
+    release = threading.Event()
+
+    def write(items: list[int]) -> list[int]:
+        release.wait(5)
+        return items
+
+    async def go() -> list[bool]:
+        commits = GroupCommit(write, name="test")
+        commits.start()
+        seen = [commits.idle]
+        first = asyncio.create_task(commits.submit(1))
+        await asyncio.sleep(0.05)
+        seen.append(commits.idle)  # the first batch is being written
+        second = asyncio.create_task(commits.submit(2))
+        await asyncio.sleep(0)
+        seen.append(commits.idle)  # and another call waits behind it
+        release.set()
+        await asyncio.gather(first, second)
+        seen.append(commits.idle)
+        await commits.stop()
+        return seen
+
+    assert asyncio.run(go()) == [True, False, False, True]
+
+
 def test_a_coroutine_writer_runs_on_the_loop_and_batches_alike() -> None:
     batches: list[list[int]] = []
     threads: set[int] = set()
