@@ -426,7 +426,7 @@ def _machine_note(replicas: Sequence[int]) -> str:
 
 
 def _median_of(rounds: int) -> str:
-    return f"each row the median of {rounds} rounds by hub CPU" if rounds > 1 else "one round each (--rounds 1)"
+    return f"the median of {rounds} rounds by hub + db CPU" if rounds > 1 else "one round (--rounds 1)"
 
 
 def _replica_table(runs: Sequence[Sequence[Measurement]]) -> list[str]:
@@ -435,7 +435,7 @@ def _replica_table(runs: Sequence[Sequence[Measurement]]) -> list[str]:
     rows = [median_round(rounds) for rounds in runs]
     lines = [
         f"replicas on one PostgreSQL: c={rows[0].concurrency}, clients round-robin over the replicas "
-        f"(hub CPU = all replicas), fresh database; {_median_of(len(runs[0]))}",
+        f"(hub CPU = all replicas), fresh database; each row is {_median_of(len(runs[0]))}",
         *report.header(_columns("replicas")),
         *(line for m in rows for line in _rows(m, "replicas", m.mode.removeprefix("replicas="))),
         "replica ratios over 1 replica (measured in this run)",
@@ -451,7 +451,7 @@ def _size_table(rows: Sequence[_SizeRun]) -> list[str]:
     lines = [
         "data size: generated agents (a live key each) / grants / audit records, on top of the bench's own;",
         "one replica, the same call by the same agent; +change: one policy change announced as the run began",
-        f"(one run); other rows: {_median_of(len(rows[0].rounds))}",
+        f"(one run); every other row is {_median_of(len(rows[0].rounds))}",
         *report.header(_columns("size")),
         *(line for r in rows for line in _rows(r.m, "size", r.label)),
     ]
