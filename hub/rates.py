@@ -216,11 +216,12 @@ class DatabaseRates(RateCounter):
         super().__init__(lambda batch: self._connection.transact(lambda c: _count(c, batch)), "rate-counter")
 
     async def count(self, agent_id: int, limits: Sequence[RateLimit]) -> _Usage:
+        asked = (agent_id, tuple(limits), time.time())
         if self._on_loop is not None and self._commits.idle:
-            usage = self._on_loop.count((agent_id, tuple(limits), time.time()))
+            usage = self._on_loop.count(asked)
             if usage is not None:
                 return usage
-        return await super().count(agent_id, limits)
+        return await self._commits.submit(asked)
 
     async def stop(self) -> None:
         await super().stop()
